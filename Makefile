@@ -1,0 +1,49 @@
+# make run: the dashboard on the embedded default (SQLite, filesystem broker, sandbox).
+# make test: every test, on PostgreSQL + Redis and on the embedded default.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PG_URL ?= postgres://postgres@127.0.0.1:5432/sparkbot_dash
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test test-production test-embedded setup system-packages bench clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+	mkdir -p var
+	DEBUG=true $(PY) manage.py migrate --noinput
+	DEBUG=true $(PY) manage.py demo_users
+
+run: setup
+	bin/run
+
+# Debian packages the tests need: Chromium for the browser tests, docker-compose to
+# validate docker-compose.yml offline. Installed only when missing.
+system-packages:
+	@command -v chromium >/dev/null && command -v docker-compose >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose; }
+
+test: $(STAMP) system-packages test-production test-embedded
+
+# Everything on PostgreSQL + Redis (DATABASE_URL and REDIS_URL may point elsewhere).
+test-production:
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${REDIS_URL:-$(REDIS_TEST_URL)} \
+	  $(PY) -m pytest $(PYTEST_ARGS)
+
+# The flows again on the embedded default that `make run` uses: SQLite + filesystem broker.
+test-embedded:
+	env -u DATABASE_URL -u REDIS_URL SPARKBOT_DASH_VAR_DIR=$$(mktemp -d) \
+	  $(PY) -m pytest -m embedded $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/14} \
+	  $(PY) bench/pipeline.py
+
+clean:
+	rm -rf var

@@ -1,0 +1,89 @@
+"""Reads from SparkBot: the shared, cached device list, and a device's queue stats."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from django.conf import settings
+from django.core.cache import cache
+from django.template.loader import render_to_string
+
+from . import sparkbot
+from .sparkbot import Device, QueueStats
+
+CACHE_KEY = "queues:device-list:v1"
+LOCK_KEY = "queues:device-list:lock"
+REFRESH_REUSE_SECONDS = 2.0  # a refresh right after another one reuses its answer
+_options_html: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class DeviceList:
+    devices: tuple[Device, ...]
+    fetched_at: float
+    version: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @cached_property
+    def by_id(self) -> dict[str, Device]:
+        return {device.id: device for device in self.devices}
+
+    @property
+    def fetched(self) -> datetime:
+        return datetime.fromtimestamp(self.fetched_at, tz=timezone.utc)
+
+    def get(self, device_id: str) -> Device | None:
+        return self.by_id.get(device_id)
+
+    def options_html(self) -> str:
+        """The <option> list, rendered once per list version: the page's biggest cost."""
+        html = _options_html.get(self.version)
+        if html is None:
+            html = render_to_string("queues/_device_options.html", {"devices": self.devices})
+            _options_html.clear()
+            _options_html[self.version] = html
+        return html
+
+
+def device_list(*, refresh: bool = False) -> DeviceList:
+    """SparkBot's devices, shared by every user for SPARKBOT_DEVICE_CACHE_SECONDS.
+
+    A cold cache makes one walk of GET /devices whatever the number of concurrent
+    callers, in one process or many: the walker holds a lock in the shared cache and
+    the others wait for its answer.
+    """
+    newer_than = time.time() - REFRESH_REUSE_SECONDS if refresh else 0.0
+    deadline = time.monotonic() + settings.SPARKBOT_TIMEOUT * 3 + 5
+    while True:
+        cached = cache.get(CACHE_KEY)
+        if cached is not None and cached.fetched_at >= newer_than:
+            return cached
+        if cache.add(LOCK_KEY, "1", timeout=int(settings.SPARKBOT_TIMEOUT * 3) + 5):
+            try:
+                return _walk_unless_cached(newer_than)
+            finally:
+                cache.delete(LOCK_KEY)
+        if time.monotonic() > deadline:
+            return _walk_unless_cached(newer_than)
+        time.sleep(0.02)
+
+
+def _walk_unless_cached(newer_than: float) -> DeviceList:
+    cached = cache.get(CACHE_KEY)
+    if cached is not None and cached.fetched_at >= newer_than:
+        return cached
+    fresh = DeviceList(devices=tuple(sparkbot.client().devices_all()), fetched_at=time.time())
+    cache.set(CACHE_KEY, fresh, timeout=settings.SPARKBOT_DEVICE_CACHE_SECONDS)
+    return fresh
+
+
+def device_list_forget() -> None:
+    cache.delete(CACHE_KEY)
+
+
+def queue_stats(*, device_id: str) -> QueueStats:
+    stats, _reply = sparkbot.client().queue_stats(device_id)
+    return stats

@@ -1,0 +1,124 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Reroute(models.Model):
+    """The audit record of one request to move a device's queue to another device."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    class Origin(models.TextChoices):
+        WEB = "web", "Web"
+        API = "api", "API"
+        HANDOVER = "handover", "Handover"
+        CLI = "cli", "Command line"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reroutes"
+    )
+    requested_by_username = models.CharField(max_length=150)
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.WEB)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True)
+
+    source_id = models.CharField(max_length=24, db_index=True)
+    source_alias = models.CharField(max_length=300)
+    source_phone = models.CharField(max_length=40, blank=True)
+    target_id = models.CharField(max_length=24, db_index=True)
+    target_alias = models.CharField(max_length=300)
+    target_phone = models.CharField(max_length=40, blank=True)
+    note = models.TextField(blank=True)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    routed_at = models.DateTimeField(null=True, blank=True, help_text="When SparkBot accepted the route call.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    messages_moved = models.PositiveIntegerField(null=True, blank=True)
+    stats_before = models.JSONField(null=True, blank=True)
+    stats_after = models.JSONField(null=True, blank=True)
+    api_reply = models.JSONField(null=True, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    sparkbot_seconds = models.FloatField(default=0.0, help_text="Time spent inside SparkBot calls.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_id"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_reroute_per_source",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Reroute {self.pk}: {self.source_label} → {self.target_label} ({self.status})"
+
+    @property
+    def source_label(self) -> str:
+        return f"{self.source_alias} ({self.source_phone})" if self.source_phone else self.source_alias
+
+    @property
+    def target_label(self) -> str:
+        return f"{self.target_alias} ({self.target_phone})" if self.target_phone else self.target_alias
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.ended_at and self.created_at:
+            return (self.ended_at - self.created_at).total_seconds()
+        return None
+
+    @property
+    def outcome(self) -> str:
+        """The sentence a support lead reads about where this reroute stands."""
+        if self.status == self.Status.SUCCEEDED:
+            if self.messages_moved is None:
+                return (f"Routed the queue of {self.source_alias} to {self.target_alias}; "
+                        "SparkBot did not report how many messages moved.")
+            if self.messages_moved == 0:
+                return f"{self.source_alias} had no queued messages: nothing to move, nothing changed."
+            noun = "message" if self.messages_moved == 1 else "messages"
+            return f"Moved {self.messages_moved} {noun} from {self.source_alias} to {self.target_alias}."
+        if self.status == self.Status.FAILED:
+            return self.error_message
+        last = self.events.order_by("-id").first()
+        return last.message if last else "Waiting for a worker."
+
+
+class RerouteEvent(models.Model):
+    """One step of a reroute's timeline: each attempt, wait and answer."""
+
+    class Kind(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        STARTED = "started", "Started"
+        CALL = "call", "SparkBot call"
+        RETRY = "retry", "Retry scheduled"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        RECOVERED = "recovered", "Recovered"
+
+    reroute = models.ForeignKey(Reroute, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    message = models.TextField()
+    detail = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.message}"

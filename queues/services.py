@@ -1,0 +1,278 @@
+"""Every write: requesting a reroute, running one attempt of it, and ending it."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any, Callable
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import sparkbot
+from .models import Reroute, RerouteEvent
+from .sparkbot import Device, QueueStats, SparkBotError
+
+logger = logging.getLogger(__name__)
+Kind = RerouteEvent.Kind
+SECRET_KEYS = {"token", "apikey", "api_key", "authorization", "password", "secret", "key"}
+
+
+class SourceBusy(Exception):
+    """The source device already has a reroute queued or running."""
+
+    def __init__(self, active: Reroute):
+        super().__init__(f"{active.source_label} already has reroute {active.pk} in progress")
+        self.active = active
+
+
+# Requesting -----------------------------------------------------------------------------
+
+
+def reroute_request(
+    *, source: Device, target: Device, note: str, user, origin: str = Reroute.Origin.WEB,
+    idempotency_key: uuid.UUID | None = None,
+) -> Reroute:
+    """Record a reroute (status queued) and hand it to a worker once the row is committed.
+
+    The same idempotency key always yields the same reroute; a source with a reroute
+    already queued or running raises SourceBusy.
+    """
+    key = idempotency_key or uuid.uuid4()
+    existing = Reroute.objects.filter(idempotency_key=key).first()
+    if existing:
+        return existing
+    try:
+        with transaction.atomic():
+            reroute = Reroute.objects.create(
+                requested_by=user, requested_by_username=user.get_username(), origin=origin,
+                idempotency_key=key, note=note,
+                source_id=source.id, source_alias=source.alias, source_phone=source.phone,
+                target_id=target.id, target_alias=target.alias, target_phone=target.phone,
+            )
+            _event(reroute, Kind.REQUESTED,
+                   f"{reroute.requested_by_username} asked to move the queue of {source.label} to {target.label}.")
+            transaction.on_commit(lambda: _enqueue(reroute.pk, attempt=1), robust=True)
+    except IntegrityError as error:
+        return _existing_or_busy(key, source.id, error)
+    return reroute
+
+
+def _existing_or_busy(key: uuid.UUID, source_id: str, error: IntegrityError) -> Reroute:
+    existing = Reroute.objects.filter(idempotency_key=key).first()
+    if existing:
+        return existing
+    active = Reroute.objects.filter(source_id=source_id, status__in=Reroute.ACTIVE).first()
+    if active:
+        raise SourceBusy(active)
+    raise error
+
+
+def _enqueue(reroute_id: int, *, attempt: int, countdown: float = 0) -> None:
+    from .tasks import reroute_run  # tasks import this module
+
+    reroute_run.apply_async(args=(reroute_id, attempt), countdown=countdown)
+
+
+# Running --------------------------------------------------------------------------------
+
+
+def reroute_claim(*, reroute_id: int, attempt: int) -> Reroute | None:
+    """Take the reroute for this attempt, under a row lock; None if it is not ours to run.
+
+    Attempt 1 takes a queued reroute; attempt n takes a running one whose attempt n-1
+    scheduled it. A duplicate or late task message therefore does nothing.
+    """
+    with transaction.atomic():
+        reroute = Reroute.objects.select_for_update().filter(pk=reroute_id).first()
+        if reroute is None:
+            return None
+        first = attempt == 1 and reroute.status == Reroute.Status.QUEUED
+        follow_up = attempt > 1 and reroute.status == Reroute.Status.RUNNING and reroute.attempts == attempt - 1
+        if not (first or follow_up):
+            return None
+        reroute.status = Reroute.Status.RUNNING
+        reroute.attempts = attempt
+        reroute.started_at = reroute.started_at or timezone.now()
+        reroute.save(update_fields=["status", "attempts", "started_at"])
+        _event(reroute, Kind.STARTED, f"Attempt {attempt} of {settings.SPARKBOT_MAX_ATTEMPTS} started.")
+    return reroute
+
+
+def reroute_execute(*, reroute_id: int, attempt: int = 1) -> float | None:
+    """Run one attempt. Returns the seconds to wait before the next attempt, or None when done."""
+    reroute = reroute_claim(reroute_id=reroute_id, attempt=attempt)
+    if reroute is None:
+        return None
+    try:
+        _route(reroute)
+    except SparkBotError as error:
+        return _after_error(reroute, error)
+    except Exception as error:  # never leave a reroute running because of a bug
+        logger.exception("reroute %s crashed", reroute.pk)
+        _finish_failed(reroute, "internal_error", f"The dashboard failed while routing ({type(error).__name__}); "
+                       "the error is in the worker log.")
+    return None
+
+
+def _route(reroute: Reroute) -> None:
+    client = sparkbot.client()
+    if reroute.routed_at is None:
+        before = _call(reroute, "read the queue of the source", lambda: client.queue_stats(reroute.source_id)[0])
+        _save(reroute, stats_before=_stats_dict(before))
+        if before.total == 0:
+            _finish_succeeded(reroute, moved=0)
+            return
+        reply = _call(reroute, "route the queue", lambda: client.route_queue(reroute.source_id, reroute.target_id))
+        _save(reroute, routed_at=timezone.now(), api_reply=redacted(reply.data))
+    after = _call(reroute, "read the queue again", lambda: client.queue_stats(reroute.source_id)[0])
+    _save(reroute, stats_after=_stats_dict(after))
+    _finish_succeeded(reroute, moved=_moved(reroute.stats_before, after))
+
+
+def _call(reroute: Reroute, what: str, call: Callable[[], Any]) -> Any:
+    """Make one SparkBot call, recording its duration and answer as an event."""
+    started = time.perf_counter()
+    try:
+        result = call()
+    except SparkBotError as error:
+        seconds = time.perf_counter() - started
+        reroute.sparkbot_seconds += seconds
+        _event(reroute, Kind.CALL, f"Tried to {what}: {error.code} ({error.status_code or 'no answer'}).",
+               {"what": what, "ms": round(seconds * 1000, 1), "error": error.code,
+                "status": error.status_code, "detail": error.detail[:300]})
+        raise
+    seconds = time.perf_counter() - started
+    reroute.sparkbot_seconds += seconds
+    _event(reroute, Kind.CALL, f"SparkBot answered: {what}.", {"what": what, "ms": round(seconds * 1000, 1)})
+    return result
+
+
+def _after_error(reroute: Reroute, error: SparkBotError) -> float | None:
+    if isinstance(error, sparkbot.DeviceNotFound) and reroute.stats_before is not None:
+        missing = _missing_device(reroute)
+        sentence = error.sentence(missing, reroute.source_label)
+    else:
+        sentence = error.sentence(reroute.source_label, reroute.target_label)
+    if error.retryable and reroute.attempts < settings.SPARKBOT_MAX_ATTEMPTS:
+        wait = retry_delay(attempt=reroute.attempts, retry_after=getattr(error, "retry_after", None))
+        _save(reroute)
+        _event(reroute, Kind.RETRY,
+               f"{sentence} Retrying in {wait:.1f} s (attempt {reroute.attempts + 1} of "
+               f"{settings.SPARKBOT_MAX_ATTEMPTS}).",
+               {"wait_seconds": round(wait, 3), "error": error.code})
+        return wait
+    _finish_failed(reroute, error.code, sentence)
+    return None
+
+
+def _missing_device(reroute: Reroute) -> str:
+    """After a 404 on the route call, tell which of the two numbers SparkBot no longer knows."""
+    try:
+        sparkbot.client().device(reroute.target_id)
+    except sparkbot.DeviceNotFound:
+        return reroute.target_label
+    except SparkBotError:
+        return f"{reroute.source_label} or {reroute.target_label}"
+    return reroute.source_label
+
+
+def retry_delay(*, attempt: int, retry_after: float | None) -> float:
+    """Retry-After when SparkBot sent one (capped), else exponential backoff with full jitter."""
+    cap = settings.SPARKBOT_RETRY_MAX_SECONDS
+    if retry_after is not None:
+        return min(retry_after, cap)
+    ceiling = min(cap, settings.SPARKBOT_RETRY_BASE_SECONDS * 2 ** (attempt - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def reroute_retry_scheduled(*, reroute_id: int, attempt: int, wait: float) -> None:
+    """Hand the next attempt to the broker; if that fails, end the reroute honestly."""
+    try:
+        _enqueue(reroute_id, attempt=attempt, countdown=wait)
+    except Exception as error:
+        logger.error("could not schedule attempt %s of reroute %s: %s", attempt, reroute_id, error)
+        reroute = Reroute.objects.get(pk=reroute_id)
+        _finish_failed(reroute, "queue_unavailable",
+                       "The next attempt could not be scheduled because the task queue is down.")
+
+
+# Ending ---------------------------------------------------------------------------------
+
+
+def _finish_succeeded(reroute: Reroute, *, moved: int | None) -> None:
+    _end(reroute, Reroute.Status.SUCCEEDED, messages_moved=moved)
+    _event(reroute, Kind.SUCCEEDED, reroute.outcome, {"messages_moved": moved})
+
+
+def _finish_failed(reroute: Reroute, code: str, sentence: str) -> None:
+    _end(reroute, Reroute.Status.FAILED, error_code=code, error_message=sentence)
+    _event(reroute, Kind.FAILED, sentence, {"error": code})
+
+
+def _end(reroute: Reroute, status: str, **fields) -> None:
+    _save(reroute, status=status, ended_at=timezone.now(), **fields)
+
+
+def reroutes_sweep() -> dict[str, int]:
+    """Find lost work: re-enqueue reroutes left queued, end reroutes whose worker died."""
+    now = timezone.now()
+    requeued = 0
+    for reroute in Reroute.objects.filter(status=Reroute.Status.QUEUED, created_at__lt=now - timedelta(seconds=60)):
+        _event(reroute, Kind.RECOVERED, "Still waiting for a worker; handed to the task queue again.")
+        _enqueue(reroute.pk, attempt=1)
+        requeued += 1
+    stuck = Reroute.objects.filter(
+        status=Reroute.Status.RUNNING,
+        started_at__lt=now - timedelta(seconds=settings.REROUTE_STUCK_AFTER_SECONDS),
+    )
+    ended = 0
+    for reroute in stuck:
+        _finish_failed(reroute, "interrupted",
+                       "The worker stopped during this reroute. Check the queues of "
+                       f"{reroute.source_alias} and {reroute.target_alias} before trying again.")
+        ended += 1
+    return {"requeued": requeued, "ended": ended}
+
+
+# Helpers --------------------------------------------------------------------------------
+
+
+def _event(reroute: Reroute, kind: str, message: str, detail: dict | None = None) -> RerouteEvent:
+    return RerouteEvent.objects.create(reroute=reroute, kind=kind, message=message, detail=detail)
+
+
+def _save(reroute: Reroute, **fields) -> None:
+    """Save these fields, and the SparkBot time counted in memory so far."""
+    for name, value in fields.items():
+        setattr(reroute, name, value)
+    reroute.save(update_fields=[*fields, "sparkbot_seconds"])
+
+
+def _stats_dict(stats: QueueStats) -> dict:
+    summary = asdict(stats)
+    summary["raw"] = redacted(stats.raw)
+    return summary
+
+
+def _moved(before: dict | None, after: QueueStats) -> int | None:
+    """Messages that left the source, measured from its queue before and after the route."""
+    if not before or before.get("total") is None or after.total is None:
+        return None
+    return max(0, before["total"] - after.total)
+
+
+def redacted(data: Any) -> Any:
+    """A copy of an API answer with anything secret-looking removed."""
+    if isinstance(data, dict):
+        return {k: "[removed]" if str(k).lower() in SECRET_KEYS else redacted(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [redacted(item) for item in data]
+    if isinstance(data, str) and settings.SPARKBOT_API_KEY in data:
+        return data.replace(settings.SPARKBOT_API_KEY, "[removed]")
+    return data

@@ -1,0 +1,24 @@
+"""Thin Celery tasks: they take ids, call services, and own the retry schedule."""
+
+from celery import shared_task
+from celery.signals import worker_process_init
+
+from . import services, sparkbot
+
+
+@worker_process_init.connect
+def _fresh_http_client(**kwargs):
+    """A forked worker process must not share its parent's connection pool."""
+    sparkbot.client_reset()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def reroute_run(reroute_id: int, attempt: int = 1) -> None:
+    wait = services.reroute_execute(reroute_id=reroute_id, attempt=attempt)
+    if wait is not None:
+        services.reroute_retry_scheduled(reroute_id=reroute_id, attempt=attempt + 1, wait=wait)
+
+
+@shared_task(ignore_result=True)
+def reroutes_sweep() -> dict:
+    return services.reroutes_sweep()
