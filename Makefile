@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/sparkbot_dash
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+export SECRET_KEY ?= insecure-key-for-tests-and-benchmarks-only
 
 .PHONY: run test test-production test-embedded setup system-packages bench clean
 

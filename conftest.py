@@ -74,6 +74,7 @@ def _point_at_sandbox(sandbox_server):
 
     from queues import sparkbot
 
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
     settings.SPARKBOT_API_URL = sandbox_server.base_url
     for name, value in WORKER_SETTINGS.items():
         setattr(settings, name, type(getattr(settings, name))(value))

@@ -1,0 +1,196 @@
+"""Services against the real sandbox over HTTP, run in this process (the worker's flow is in test_tasks)."""
+
+import uuid
+
+import pytest
+from django.db import IntegrityError
+
+from queues import devices, services
+from queues.models import Reroute, RerouteEvent
+from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
+
+pytestmark = pytest.mark.django_db
+
+
+def request(user, source=SALES_3, target=SALES_4, **kwargs) -> Reroute:
+    device_list = devices.device_list()
+    return services.reroute_request(
+        source=device_list.get(source), target=device_list.get(target), note="shift change", user=user, **kwargs
+    )
+
+
+@pytest.fixture
+def requested(sandbox, lead, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        reroute = request(lead)
+    assert len(callbacks) == 1  # the worker is told only once the row is committed
+    return reroute
+
+
+def run_to_end(reroute: Reroute, attempt: int = 1) -> Reroute:
+    """Run attempts the way the task does, without waiting between them."""
+    wait = services.reroute_execute(reroute_id=reroute.pk, attempt=attempt)
+    while wait is not None:
+        attempt += 1
+        wait = services.reroute_execute(reroute_id=reroute.pk, attempt=attempt)
+    reroute.refresh_from_db()
+    return reroute
+
+
+def kinds(reroute: Reroute) -> list[str]:
+    return list(reroute.events.values_list("kind", flat=True))
+
+
+def test_it_records_who_what_and_why_with_its_first_event(requested, lead):
+    assert requested.status == "queued"
+    assert (requested.requested_by, requested.requested_by_username) == (lead, "lead")
+    assert (requested.source_alias, requested.source_phone) == ("Sales-3", "+447700900003")
+    assert requested.target_alias == "Sales-4" and requested.note == "shift change"
+    assert kinds(requested) == ["requested"]
+
+
+def test_it_moves_the_queue_and_says_how_many(requested, sandbox):
+    reroute = run_to_end(requested)
+    assert reroute.status == "succeeded" and reroute.messages_moved == 37
+    assert reroute.outcome == "Moved 37 messages from Sales-3 to Sales-4."
+    assert reroute.stats_before["total"] == 37 and reroute.stats_after["total"] == 0
+    assert reroute.api_reply["moved"] == 37
+    assert reroute.started_at and reroute.ended_at and reroute.routed_at
+    assert reroute.sparkbot_seconds > 0
+    assert kinds(reroute) == ["requested", "started", "call", "call", "call", "succeeded"]
+    assert sandbox.queue(SALES_4)["total"] == 37
+    assert len(sandbox.calls(method="PATCH")) == 1
+
+
+def test_it_ends_an_empty_queue_as_succeeded_with_nothing_moved(sandbox, lead):
+    reroute = run_to_end(request(lead, source=SALES_2, target=SALES_4))
+    assert reroute.status == "succeeded" and reroute.messages_moved == 0
+    assert reroute.outcome == "Sales-2 had no queued messages: nothing to move, nothing changed."
+    assert sandbox.calls(method="PATCH") == []
+
+
+@pytest.mark.parametrize("status, code, sentence", [
+    (401, "unauthorized", "SparkBot refused the API key (401). An admin must fix SPARKBOT_API_KEY."),
+    (403, "forbidden", "The SparkBot API key may not route Sales-3 (+447700900003)'s queue (403)."),
+    (409, "refused", "SparkBot refused to route Sales-3 (+447700900003) to Sales-4 (+447700900004) (409)"),
+])
+def test_it_fails_at_once_on_an_answer_that_retrying_cannot_change(requested, sandbox, status, code, sentence):
+    sandbox.fault(route="route_queue", status=status, times=5)
+    reroute = run_to_end(requested)
+    assert reroute.status == "failed" and reroute.attempts == 1
+    assert reroute.error_code == code and reroute.error_message.startswith(sentence)
+    assert len(sandbox.calls(method="PATCH")) == 1
+    assert "retry" not in kinds(reroute)
+
+
+def test_it_names_the_source_that_sparkbot_no_longer_knows(requested, sandbox):
+    sandbox.control("POST", f"/devices/{SALES_3}/remove")
+    reroute = run_to_end(requested)
+    assert reroute.error_code == "device_not_found"
+    assert reroute.error_message == "Sales-3 (+447700900003) is no longer a SparkBot device; refresh the device list."
+
+
+def test_it_names_the_target_that_sparkbot_no_longer_knows(requested, sandbox):
+    sandbox.control("POST", f"/devices/{SALES_4}/remove")
+    reroute = run_to_end(requested)
+    assert reroute.error_message == "Sales-4 (+447700900004) is no longer a SparkBot device; refresh the device list."
+    assert sandbox.queue(SALES_3)["total"] == 37  # nothing moved
+
+
+def test_it_retries_server_errors_then_succeeds(requested, sandbox):
+    sandbox.fault(route="route_queue", status=503, times=2)
+    first_wait = services.reroute_execute(reroute_id=requested.pk, attempt=1)
+    assert 0 < first_wait <= 0.05
+    reroute = run_to_end(requested, attempt=2)
+    assert reroute.status == "succeeded" and reroute.attempts == 3 and reroute.messages_moved == 37
+    retries = reroute.events.filter(kind="retry")
+    assert [e.message for e in retries][0].startswith("SparkBot did not answer (503). Retrying in")
+    assert "(attempt 2 of 4)" in retries[0].message and "(attempt 3 of 4)" in retries[1].message
+    assert len(sandbox.calls(method="PATCH")) == 3
+
+
+def test_it_fails_with_the_last_error_after_the_last_attempt(requested, sandbox):
+    sandbox.fault(route="route_queue", status=500, times=10)
+    reroute = run_to_end(requested)
+    assert reroute.status == "failed" and reroute.attempts == 4
+    assert reroute.error_code == "unavailable"
+    assert reroute.error_message == "SparkBot did not answer (500)."
+    assert len(sandbox.calls(method="PATCH")) == 4
+
+
+def test_it_honours_retry_after_capped_by_the_setting(requested, sandbox, settings):
+    settings.SPARKBOT_RETRY_MAX_SECONDS = 30
+    sandbox.fault(route="route_queue", status=429, times=1, retry_after="12")
+    assert services.reroute_execute(reroute_id=requested.pk, attempt=1) == 12
+    settings.SPARKBOT_RETRY_MAX_SECONDS = 5
+    sandbox.fault(route="route_queue", status=429, times=1, retry_after="12")
+    assert services.reroute_execute(reroute_id=requested.pk, attempt=2) == 5
+
+
+def test_it_retries_a_call_that_hangs_past_the_timeout(requested, sandbox):
+    sandbox.fault(route="queue_get", hang_seconds=3, times=1)
+    reroute = run_to_end(requested)
+    assert reroute.status == "succeeded" and reroute.attempts == 2
+    assert reroute.events.filter(kind="call", detail__error="timeout").exists()
+
+
+def test_it_does_not_route_twice_when_only_the_last_read_failed(requested, sandbox):
+    sandbox.fault(route="queue_get", status=502, times=1)  # the first read fails: nothing routed yet
+    services.reroute_execute(reroute_id=requested.pk, attempt=1)
+    requested.refresh_from_db()
+    assert requested.routed_at is None
+    services.reroute_execute(reroute_id=requested.pk, attempt=2)  # succeeds
+    requested.refresh_from_db()
+    assert requested.status == "succeeded" and len(sandbox.calls(method="PATCH")) == 1
+
+
+def test_it_ignores_a_duplicate_or_late_task(requested, sandbox):
+    run_to_end(requested)
+    assert services.reroute_execute(reroute_id=requested.pk, attempt=1) is None
+    assert services.reroute_execute(reroute_id=requested.pk, attempt=2) is None
+    assert services.reroute_execute(reroute_id=999999, attempt=1) is None
+    assert len(sandbox.calls(method="PATCH")) == 1
+
+
+def test_it_returns_the_same_reroute_for_the_same_idempotency_key(sandbox, lead, django_capture_on_commit_callbacks):
+    key = uuid.uuid4()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = request(lead, idempotency_key=key)
+        second = request(lead, idempotency_key=key)
+    assert first.pk == second.pk and Reroute.objects.count() == 1 and len(callbacks) == 1
+
+
+def test_it_refuses_a_second_reroute_of_a_busy_source(requested, lead):
+    with pytest.raises(services.SourceBusy) as caught:
+        request(lead, target=SALES_1)
+    assert caught.value.active.pk == requested.pk
+    assert Reroute.objects.count() == 1
+
+
+def test_the_database_itself_allows_one_active_reroute_per_source(requested):
+    clone = Reroute(source_id=SALES_3, source_alias="x", target_id=SALES_1, target_alias="y",
+                    requested_by_username="someone")
+    with pytest.raises(IntegrityError):
+        clone.save()
+
+
+def test_it_accepts_a_new_reroute_once_the_previous_one_ended(requested, lead):
+    run_to_end(requested)
+    assert request(lead, target=SALES_1).status == "queued"
+
+
+def test_it_keeps_secrets_out_of_stored_replies(settings):
+    settings.SPARKBOT_API_KEY = "s" * 40
+    reply = {"token": "abc", "nested": [{"Authorization": "Bearer x"}], "echo": f"key={'s' * 40}", "moved": 3}
+    assert services.redacted(reply) == {
+        "token": "[removed]", "nested": [{"Authorization": "[removed]"}], "echo": "key=[removed]", "moved": 3}
+
+
+def test_it_ends_work_left_running_by_a_dead_worker(requested, settings):
+    services.reroute_claim(reroute_id=requested.pk, attempt=1)
+    Reroute.objects.filter(pk=requested.pk).update(started_at=requested.created_at.replace(year=2000))
+    assert services.reroutes_sweep() == {"requeued": 0, "ended": 1}
+    requested.refresh_from_db()
+    assert requested.status == "failed" and requested.error_code == "interrupted"
+    assert RerouteEvent.objects.filter(reroute=requested, kind="failed").exists()
+

@@ -1,0 +1,191 @@
+"""The SparkBot client: typed results and one error class per row of the contract's table.
+
+Status codes, Retry-After forms and odd bodies come from httpx.MockTransport (the
+transport is not what is tested); pagination, auth and timeouts run against the sandbox.
+"""
+
+import socket
+import time
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from queues import sparkbot
+from queues.sparkbot import Device, QueueStats, SparkBotClient, parse_retry_after
+from sparkbot_sandbox import DEFAULT_API_KEY
+from sparkbot_sandbox.seed import SALES_3, SALES_4, SEED_DEVICES
+
+KEY = "k" * 40
+ID = "65a000000000000000000003"
+
+
+def client_answering(status: int, body: bytes | str = b"", headers: dict | None = None) -> SparkBotClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, headers=headers or {})
+
+    return SparkBotClient(base_url="http://sparkbot.test/v1", api_key=KEY, timeout=1,
+                          transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize(
+    "status, error_class, retryable",
+    [
+        (400, sparkbot.BadRequest, False),
+        (401, sparkbot.AuthenticationFailed, False),
+        (403, sparkbot.PermissionDenied, False),
+        (404, sparkbot.DeviceNotFound, False),
+        (409, sparkbot.Refused, False),
+        (422, sparkbot.Refused, False),
+        (429, sparkbot.RateLimited, True),
+        (500, sparkbot.Unavailable, True),
+        (502, sparkbot.Unavailable, True),
+        (503, sparkbot.Unavailable, True),
+        (418, sparkbot.UnexpectedReply, False),
+    ],
+)
+def test_it_maps_each_status_code_to_its_error(status, error_class, retryable):
+    body = b'{"status": %d, "message": "nope", "errorCode": "some_code"}' % status
+    with pytest.raises(error_class) as caught:
+        client_answering(status, body).queue_stats(ID)
+    error = caught.value
+    assert type(error) is error_class
+    assert error.retryable is retryable
+    assert error.status_code == status
+    assert error.detail == "nope" and error.api_code == "some_code"
+    assert error.sentence("Sales-3 (+44 1)", "Sales-4 (+44 2)")
+
+
+def test_it_tells_a_support_lead_the_contract_sentences():
+    assert sparkbot.AuthenticationFailed().sentence("a", "b") == (
+        "SparkBot refused the API key (401). An admin must fix SPARKBOT_API_KEY.")
+    assert sparkbot.DeviceNotFound().sentence("Sales-3 (+441)", "x") == (
+        "Sales-3 (+441) is no longer a SparkBot device; refresh the device list.")
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (b"", ""),
+        (b"   ", ""),
+        (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "an HTML page instead of JSON"),
+        (b"upstream connect error", "upstream connect error"),
+        (b'["odd", "json"]', "['odd', 'json']"),
+    ],
+)
+def test_it_survives_empty_html_and_text_error_bodies(body, expected):
+    with pytest.raises(sparkbot.Unavailable) as caught:
+        client_answering(502, body).queue_stats(ID)
+    assert expected in caught.value.detail
+    assert caught.value.status_code == 502
+
+
+def test_it_reads_retry_after_in_seconds():
+    with pytest.raises(sparkbot.RateLimited) as caught:
+        client_answering(429, b"", {"Retry-After": "7"}).route_queue(ID, SALES_4)
+    assert caught.value.retry_after == 7.0
+
+
+def test_it_reads_retry_after_as_an_http_date():
+    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    with pytest.raises(sparkbot.RateLimited) as caught:
+        client_answering(429, b"", {"Retry-After": format_datetime(later, usegmt=True)}).route_queue(ID, SALES_4)
+    assert 25 <= caught.value.retry_after <= 31
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, None), ("", None), ("soon", None), ("0", 0.0), ("120", 120.0),
+    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a date in the past: no wait
+])
+def test_it_parses_retry_after_forms(value, expected):
+    assert parse_retry_after(value) == expected
+
+
+def test_it_treats_an_empty_success_body_as_no_data():
+    reply = client_answering(200, b"").route_queue(ID, SALES_4)
+    assert reply.data is None and reply.status_code == 200
+
+
+def test_it_refuses_a_success_body_that_is_not_json():
+    with pytest.raises(sparkbot.UnexpectedReply):
+        client_answering(200, b"<html>welcome</html>").route_queue(ID, SALES_4)
+
+
+def test_it_refuses_malformed_device_ids_before_calling():
+    calls = []
+    client = SparkBotClient(base_url="http://x/v1", api_key=KEY, timeout=1,
+                            transport=httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(200)))
+    with pytest.raises(sparkbot.BadRequest):
+        client.route_queue("../admin", SALES_4)
+    with pytest.raises(sparkbot.BadRequest):
+        client.route_queue(ID, "65A000000000000000000004")
+    assert calls == []
+
+
+def test_it_reads_queue_stats_defensively():
+    stats = QueueStats.from_api({"status": "active", "total": 5, "pending": "3", "processing": -1, "extra": 1})
+    assert stats.total == 5
+    assert stats.pending is None and stats.processing is None and stats.scheduled is None
+    with pytest.raises(sparkbot.UnexpectedReply):
+        QueueStats.from_api(["not", "an", "object"])
+
+
+def test_it_reads_devices_and_ignores_extra_fields():
+    device = Device.from_api({"id": ID, "alias": "A", "phone": "+1", "status": "ready",
+                              "session": {"status": "online"}, "billing": {"plan": "x"}})
+    assert device.can_deliver and device.is_usable
+    odd = Device.from_api({"id": ID, "status": "mystery", "session": None})
+    assert odd.alias == ID and not odd.is_usable and odd.session_status == "unknown"
+    with pytest.raises(sparkbot.UnexpectedReply):
+        Device.from_api({"id": "nope"})
+
+
+# Against the sandbox ---------------------------------------------------------------------
+
+
+def sandbox_client(sandbox, *, api_key=DEFAULT_API_KEY, timeout=1.0) -> SparkBotClient:
+    return SparkBotClient(base_url=sandbox.api_url, api_key=api_key, timeout=timeout)
+
+
+def test_it_walks_every_page_of_devices(sandbox):
+    devices = sandbox_client(sandbox).devices_all(size=5)
+    assert [d.id for d in devices] == [d["id"] for d in SEED_DEVICES]
+    pages = [c["query"].get("page") for c in sandbox.calls(method="GET", path_contains="/devices")]
+    assert pages == [str(n) for n in range(len(SEED_DEVICES) // 5 + 1)]
+
+
+def test_it_sends_the_token_header(sandbox):
+    sandbox_client(sandbox).queue_stats(SALES_3)
+    assert sandbox.calls()[-1]["auth"] == "ok"
+    with pytest.raises(sparkbot.AuthenticationFailed):
+        sandbox_client(sandbox, api_key="w" * 40).queue_stats(SALES_3)
+
+
+def test_it_routes_a_queue_in_the_sandbox(sandbox):
+    client = sandbox_client(sandbox)
+    before, _ = client.queue_stats(SALES_3)
+    reply = client.route_queue(SALES_3, SALES_4)
+    after, _ = client.queue_stats(SALES_3)
+    assert before.total == 37 and after.total == 0
+    assert reply.data["moved"] == 37
+    assert sandbox.calls(method="PATCH")[0]["body"] == {"device": SALES_4}
+
+
+def test_it_times_out_on_a_hanging_call(sandbox):
+    sandbox.fault(route="queue_get", hang_seconds=2, times=1)
+    started = time.monotonic()
+    with pytest.raises(sparkbot.Timeout) as caught:
+        sandbox_client(sandbox, timeout=0.3).queue_stats(SALES_3)
+    assert time.monotonic() - started < 1.5
+    assert caught.value.retryable
+
+
+def test_it_reports_a_refused_connection():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = SparkBotClient(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, timeout=1)
+    with pytest.raises(sparkbot.ConnectionFailed) as caught:
+        client.queue_stats(SALES_3)
+    assert caught.value.retryable
