@@ -17,7 +17,6 @@ from .sparkbot import Device, QueueStats
 
 CACHE_KEY = "queues:device-list:v1"
 LOCK_KEY = "queues:device-list:lock"
-REFRESH_REUSE_SECONDS = 2.0  # a refresh right after another one reuses its answer
 _options_html: dict[str, str] = {}
 
 
@@ -53,9 +52,10 @@ def device_list(*, refresh: bool = False) -> DeviceList:
 
     A cold cache makes one walk of GET /devices whatever the number of concurrent
     callers, in one process or many: the walker holds a lock in the shared cache and
-    the others wait for its answer.
+    the others wait for its answer. A refresh accepts only a list completed after it
+    was asked for, so concurrent refreshes share one walk too.
     """
-    newer_than = time.time() - REFRESH_REUSE_SECONDS if refresh else 0.0
+    newer_than = time.time() if refresh else 0.0
     deadline = time.monotonic() + settings.SPARKBOT_TIMEOUT * 3 + 5
     while True:
         cached = cache.get(CACHE_KEY)

@@ -1,0 +1,74 @@
+"""A support lead's journey in Debian's Chromium: sign in, pick two numbers, reroute, see the result live."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from queues.models import Reroute
+from sparkbot_sandbox.seed import HTML_ALIAS_DEVICE, SALES_3, SALES_4
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "lead-password-123"
+
+
+@pytest.fixture
+def signed_in(page, live_server, lead, sandbox):
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{live_server.url}/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.get_by_label("Username").fill("lead")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{live_server.url}/reroute/")
+    yield page
+    assert dialogs == []  # no alias or message ever ran as script
+
+
+def test_it_reroutes_a_queue_and_shows_the_live_result(signed_in, celery_worker, sandbox, live_server):
+    page = signed_in
+    page.get_by_label("WhatsApp number", exact=True).select_option(SALES_3)
+    expect(page.locator("#source-queue")).to_contain_text("Sales-3 has 37 queued messages")
+    page.get_by_label("Target WhatsApp number").select_option(SALES_4)
+    page.get_by_label("Note").fill("Sales-3 goes offline tonight")
+    page.get_by_role("button", name="Reroute").click()
+
+    status = page.locator("section.status")
+    expect(status).to_contain_text("Moved 37 messages from Sales-3 to Sales-4.", timeout=15000)
+    expect(status.locator(".badge")).to_have_text("Succeeded")
+    reroute = Reroute.objects.get()
+    assert (reroute.status, reroute.note, reroute.requested_by_username) == ("succeeded", "Sales-3 goes offline tonight", "lead")
+    expect(page).to_have_url(f"{live_server.url}/reroute/")  # htmx: no full page load
+
+    status.get_by_role("link", name=f"Reroute #{reroute.pk}").click()
+    expect(page.locator("ol.timeline")).to_contain_text("SparkBot answered: route the queue.")
+
+
+def test_it_shows_a_failure_in_the_words_of_a_support_lead(signed_in, celery_worker, sandbox):
+    page = signed_in
+    sandbox.control("POST", f"/devices/{SALES_4}/remove")  # after the page listed it
+    page.get_by_label("WhatsApp number", exact=True).select_option(HTML_ALIAS_DEVICE)
+    page.get_by_label("Target WhatsApp number").select_option(SALES_4)
+    page.get_by_role("button", name="Reroute").click()
+    expect(page.locator("section.status .outcome")).to_have_text(
+        "Sales-4 (+447700900004) is no longer a SparkBot device; refresh the device list.", timeout=15000)
+    expect(page.locator("script", has_text="alert")).to_have_count(0)
+
+
+def test_it_explains_a_bad_choice_on_the_form(signed_in, sandbox):
+    page = signed_in
+    page.get_by_label("WhatsApp number", exact=True).select_option(SALES_3)
+    page.get_by_label("Target WhatsApp number").select_option(SALES_3)
+    page.get_by_role("button", name="Reroute").click()
+    expect(page.get_by_text("Choose a target number different from the source number.")).to_be_visible()
+    assert Reroute.objects.count() == 0
+
+
+def test_it_refreshes_the_device_list_in_place(signed_in, sandbox):
+    page = signed_in
+    page.get_by_label("WhatsApp number", exact=True).select_option(SALES_3)
+    sandbox.control("POST", f"/devices/{SALES_4}", json={"alias": "Sales-4 renamed"})
+    page.get_by_role("button", name="Refresh devices").click()
+    expect(page.get_by_label("Target WhatsApp number")).to_contain_text("Sales-4 renamed")
+    expect(page.get_by_label("WhatsApp number", exact=True)).to_have_value(SALES_3)
