@@ -10,10 +10,10 @@ export SECRET_KEY ?= insecure-key-for-tests-and-benchmarks-only
 
 .PHONY: run test test-production test-embedded setup system-packages bench clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,6 +1,9 @@
 """Read settings from the environment; a bad value stops start-up with a sentence naming it."""
 
+import logging
+import math
 import os
+import zoneinfo
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -23,6 +26,11 @@ def env_str(name: str, default: str = "") -> str:
     return default if value is None else value
 
 
+def env_str_or_default(name: str, default: str) -> str:
+    """Like env_str, but an empty value means the default too."""
+    return _raw(name) or default
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = _raw(name)
     if value is None:
@@ -42,8 +50,8 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
         number = float(value)
     except ValueError:
         raise _bad(name, value, "a number") from None
-    if number < minimum or number != number:
-        raise _bad(name, value, f"a number of at least {minimum:g}")
+    if not math.isfinite(number) or number < minimum:
+        raise _bad(name, value, f"a finite number of at least {minimum:g}")
     return number
 
 
@@ -64,16 +72,52 @@ def env_list(name: str, default: list[str]) -> list[str]:
     value = _raw(name)
     if value is None:
         return default
-    return [item.strip() for item in value.split(",") if item.strip()]
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise ImproperlyConfigured(f"{name} must list at least one value, separated by commas.")
+    return items
 
 
-def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str_or_default(name, default)
+    if value.upper() not in choices:
+        raise _bad(name, value, f"one of {', '.join(choices)}")
+    return value.upper()
+
+
+def env_log_level(name: str, default: str) -> str:
+    return env_choice(name, default, tuple(logging.getLevelNamesMapping()))
+
+
+def env_time_zone(name: str, default: str) -> str:
+    value = env_str_or_default(name, default)
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise _bad(name, value, "an IANA time zone such as Europe/London") from None
+    return value
+
+
+def _hidden_password(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url
+
+
+def env_url(name: str, default: str, *, schemes: tuple[str, ...], needs_host: bool = True) -> str:
     value = _raw(name)
     if value is None or value == "":
         return default
     parsed = urlparse(value)
-    if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
-        raise _bad(name, value, f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    try:
+        parsed.port  # raises ValueError for a port out of range
+    except ValueError:
+        raise _bad(name, _hidden_password(value), "a URL with a valid port") from None
+    has_place = parsed.hostname if needs_host and parsed.scheme not in ("sqlite", "unix") else parsed.path
+    if parsed.scheme not in schemes or not has_place:
+        expected = f"a URL starting with {' or '.join(s + '://' for s in schemes)}"
+        raise _bad(name, _hidden_password(value), expected + (" and naming a host" if needs_host else ""))
     return value
 
 
@@ -84,7 +128,7 @@ def env_database(name: str, default: str) -> dict:
     try:
         config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     except ValueError as error:
-        raise _bad(name, url, f"a database URL ({error})") from None
+        raise _bad(name, _hidden_password(url), f"a database URL ({error})") from None
     if config["ENGINE"].endswith("sqlite3"):
         config["CONN_MAX_AGE"] = 0
         config["OPTIONS"] = {

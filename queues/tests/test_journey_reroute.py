@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 from queues.models import Reroute
 from sparkbot_sandbox.seed import HTML_ALIAS_DEVICE, SALES_3, SALES_4
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 PASSWORD = "lead-password-123"
 
 
