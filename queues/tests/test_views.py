@@ -159,3 +159,11 @@ def test_it_refuses_other_methods(lead_client, sandbox):
     assert lead_client.delete("/reroute/").status_code == 405
     assert lead_client.get("/reroute/devices/").status_code == 405
     assert lead_client.post("/reroutes/1/").status_code == 405
+
+
+def test_it_lets_anonymous_visitors_reach_only_sign_in(client):
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")
+    assert client.get("/admin/login/").status_code == 200
+    assert client.get("/admin/queues/reroute/")["Location"].startswith("/accounts/login/")
+    assert client.post("/reroute/", {"source": SALES_3})["Location"].startswith("/accounts/login/")
+    assert Reroute.objects.count() == 0
