@@ -9,15 +9,14 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from sparkbot_sandbox.server import serve_in_thread  # noqa: E402
 from tests.support import WORKER_SETTINGS, Sandbox, Worker, database_url_in_use  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def sandbox_server():
-    server, _url = serve_in_thread(0)
-    yield server
-    server.shutdown()
+    box = Sandbox()
+    yield box
+    box.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,7 +27,7 @@ def _point_at_sandbox(sandbox_server):
     from queues import sparkbot
 
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
-    settings.SPARKBOT_API_URL = sandbox_server.base_url
+    settings.SPARKBOT_API_URL = sandbox_server.api_url
     for name, value in WORKER_SETTINGS.items():
         setattr(settings, name, type(getattr(settings, name))(value))
     sparkbot.client_reset()
@@ -41,7 +40,7 @@ def sandbox(sandbox_server):
     """A freshly seeded sandbox, and a cold device cache, for each test."""
     from queues import devices
 
-    box = Sandbox(sandbox_server)
+    box = sandbox_server
     box.reset()
     devices.device_list_forget()
     yield box
@@ -56,7 +55,7 @@ def celery_worker(django_db_setup, django_db_blocker, sandbox_server, tmp_path_f
     with django_db_blocker.unblock():
         database_url = database_url_in_use()
     env = {**os.environ, **WORKER_SETTINGS, "DATABASE_URL": database_url,
-           "SPARKBOT_API_URL": sandbox_server.base_url, "PYTHONUNBUFFERED": "1"}
+           "SPARKBOT_API_URL": sandbox_server.api_url, "PYTHONUNBUFFERED": "1"}
     app.control.purge()  # nothing a previous run left in the broker
     worker = Worker(env, tmp_path_factory.mktemp("worker") / "worker.log")
     worker.start()

@@ -26,7 +26,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sparkbot_dash.settings")
 os.environ.setdefault("SECRET_KEY", "insecure-key-for-benchmarks-only")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from sparkbot_sandbox.server import serve_in_thread  # noqa: E402
 from sparkbot_sandbox.state import SandboxState  # noqa: E402
 from tests.support import Sandbox, Worker, database_url_in_use  # noqa: E402
 
@@ -94,7 +93,8 @@ def main():
     parser.add_argument("--page-requests", type=int, default=300)
     args = parser.parse_args()
 
-    server, api_url = serve_in_thread(0, state=SandboxState(extra_devices=max(0, args.devices - 15)))
+    sandbox = Sandbox(SandboxState(extra_devices=max(0, args.devices - 15)))
+    api_url = sandbox.api_url
     os.environ["SPARKBOT_API_URL"] = api_url
     import django
 
@@ -128,14 +128,14 @@ def main():
         print(f"GET /reroute/ with {count} devices cached: {summary(page)}", flush=True)
 
         pairs = usable_pairs(devices.device_list(), args.reroutes)
-        measure_reroutes(client, Sandbox(server), pairs[:10])  # warm-up, not counted
-        overheads, totals = measure_reroutes(client, Sandbox(server), pairs)
+        measure_reroutes(client, sandbox, pairs[:10])  # warm-up, not counted
+        overheads, totals = measure_reroutes(client, sandbox, pairs)
         print(f"reroute submit to end:         {summary(totals)}")
         print(f"reroute overhead (minus SparkBot time): {summary(overheads)}")
     finally:
         worker.stop()
         connection.creation.destroy_test_db(test_db, verbosity=0)
-        server.shutdown()
+        sandbox.stop()
 
 
 if __name__ == "__main__":

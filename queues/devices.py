@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import datetime, timezone
@@ -15,6 +16,7 @@ from django.template.loader import render_to_string
 from . import sparkbot
 from .sparkbot import Device, QueueStats
 
+logger = logging.getLogger(__name__)
 CACHE_KEY = "queues:device-list:v1"
 LOCK_KEY = "queues:device-list:lock"
 _options_html: dict[str, str] = {}
@@ -47,8 +49,28 @@ class DeviceList:
         return html
 
 
+class CacheUnavailable(Exception):
+    pass
+
+
+def _cache(operation: str, *args, **kwargs):
+    try:
+        return getattr(cache, operation)(*args, **kwargs)
+    except Exception as error:  # e.g. Redis down: the page must still work
+        raise CacheUnavailable(f"{type(error).__name__}: {error}") from error
+
+
 def device_list(*, refresh: bool = False) -> DeviceList:
-    """SparkBot's devices, shared by every user for SPARKBOT_DEVICE_CACHE_SECONDS.
+    """SparkBot's devices, shared through the cache; straight from SparkBot if the cache is down."""
+    try:
+        return _shared_device_list(refresh=refresh)
+    except CacheUnavailable as error:
+        logger.warning("device cache unavailable (%s); asking SparkBot directly", error)
+        return _walk()
+
+
+def _shared_device_list(*, refresh: bool) -> DeviceList:
+    """The device list, shared by every user for SPARKBOT_DEVICE_CACHE_SECONDS.
 
     A cold cache makes one walk of GET /devices whatever the number of concurrent
     callers, in one process or many: the walker holds a lock in the shared cache and
@@ -58,26 +80,30 @@ def device_list(*, refresh: bool = False) -> DeviceList:
     newer_than = time.time() if refresh else 0.0
     deadline = time.monotonic() + settings.SPARKBOT_TIMEOUT * 3 + 5
     while True:
-        cached = cache.get(CACHE_KEY)
+        cached = _cache("get", CACHE_KEY)
         if cached is not None and cached.fetched_at >= newer_than:
             return cached
-        if cache.add(LOCK_KEY, "1", timeout=int(settings.SPARKBOT_TIMEOUT * 3) + 5):
+        if _cache("add", LOCK_KEY, "1", timeout=int(settings.SPARKBOT_TIMEOUT * 3) + 5):
             try:
                 return _walk_unless_cached(newer_than)
             finally:
-                cache.delete(LOCK_KEY)
+                _cache("delete", LOCK_KEY)
         if time.monotonic() > deadline:
             return _walk_unless_cached(newer_than)
         time.sleep(0.02)
 
 
 def _walk_unless_cached(newer_than: float) -> DeviceList:
-    cached = cache.get(CACHE_KEY)
+    cached = _cache("get", CACHE_KEY)
     if cached is not None and cached.fetched_at >= newer_than:
         return cached
-    fresh = DeviceList(devices=tuple(sparkbot.client().devices_all()), fetched_at=time.time())
-    cache.set(CACHE_KEY, fresh, timeout=settings.SPARKBOT_DEVICE_CACHE_SECONDS)
+    fresh = _walk()
+    _cache("set", CACHE_KEY, fresh, timeout=settings.SPARKBOT_DEVICE_CACHE_SECONDS)
     return fresh
+
+
+def _walk() -> DeviceList:
+    return DeviceList(devices=tuple(sparkbot.client().devices_all()), fetched_at=time.time())
 
 
 def device_list_forget() -> None:

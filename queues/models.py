@@ -23,6 +23,7 @@ class Reroute(models.Model):
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last sign of life; the sweeper reads it.")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reroutes"
     )
@@ -110,6 +111,7 @@ class RerouteEvent(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         RECOVERED = "recovered", "Recovered"
+        QUEUE_DOWN = "queue_down", "Task queue down"
 
     reroute = models.ForeignKey(Reroute, on_delete=models.PROTECT, related_name="events")
     at = models.DateTimeField(auto_now_add=True)

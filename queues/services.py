@@ -20,6 +20,8 @@ from .sparkbot import Device, QueueStats, SparkBotError
 
 logger = logging.getLogger(__name__)
 Kind = RerouteEvent.Kind
+QUEUE_DOWN_MESSAGE = ("The reroute is recorded, but the task queue is not answering: "
+                      "it will start by itself when the queue is back.")
 SECRET_KEYS = {"token", "apikey", "api_key", "authorization", "password", "secret", "key"}
 
 
@@ -57,7 +59,7 @@ def reroute_request(
             )
             _event(reroute, Kind.REQUESTED,
                    f"{reroute.requested_by_username} asked to move the queue of {source.label} to {target.label}.")
-            transaction.on_commit(lambda: _enqueue(reroute.pk, attempt=1), robust=True)
+            transaction.on_commit(lambda: _enqueue_first_attempt(reroute))
     except IntegrityError as error:
         return _existing_or_busy(key, source.id, error)
     return reroute
@@ -77,6 +79,15 @@ def _enqueue(reroute_id: int, *, attempt: int, countdown: float = 0) -> None:
     from .tasks import reroute_run  # tasks import this module
 
     reroute_run.apply_async(args=(reroute_id, attempt), countdown=countdown)
+
+
+def _enqueue_first_attempt(reroute: Reroute) -> None:
+    """Hand a committed reroute to the workers; if the task queue is down, say so and let the sweeper retry."""
+    try:
+        _enqueue(reroute.pk, attempt=1)
+    except Exception as error:
+        logger.warning("task queue unavailable for reroute %s: %s", reroute.pk, type(error).__name__)
+        _event(reroute, Kind.QUEUE_DOWN, QUEUE_DOWN_MESSAGE, {"error": type(error).__name__})
 
 
 # Running --------------------------------------------------------------------------------
@@ -99,7 +110,7 @@ def reroute_claim(*, reroute_id: int, attempt: int) -> Reroute | None:
         reroute.status = Reroute.Status.RUNNING
         reroute.attempts = attempt
         reroute.started_at = reroute.started_at or timezone.now()
-        reroute.save(update_fields=["status", "attempts", "started_at"])
+        reroute.save(update_fields=["status", "attempts", "started_at", "updated_at"])
         _event(reroute, Kind.STARTED, f"Attempt {attempt} of {settings.SPARKBOT_MAX_ATTEMPTS} started.")
     return reroute
 
@@ -121,18 +132,33 @@ def reroute_execute(*, reroute_id: int, attempt: int = 1) -> float | None:
 
 
 def _route(reroute: Reroute) -> None:
+    """Read the source's queue, route it unless it is empty, read it again.
+
+    The first reading is kept as "before". Every attempt reads the queue afresh before
+    routing, so an attempt after a lost one finds an empty queue instead of routing twice.
+    """
     client = sparkbot.client()
     if reroute.routed_at is None:
-        before = _call(reroute, "read the queue of the source", lambda: client.queue_stats(reroute.source_id)[0])
-        _save(reroute, stats_before=_stats_dict(before))
-        if before.total == 0:
-            _finish_succeeded(reroute, moved=0)
+        now = _call(reroute, "read the queue of the source", lambda: client.queue_stats(reroute.source_id)[0])
+        if reroute.stats_before is None:
+            _save(reroute, stats_before=_stats_dict(now))
+        if now.total == 0:
+            _finish_empty(reroute, now)
             return
         reply = _call(reroute, "route the queue", lambda: client.route_queue(reroute.source_id, reroute.target_id))
         _save(reroute, routed_at=timezone.now(), api_reply=redacted(reply.data))
     after = _call(reroute, "read the queue again", lambda: client.queue_stats(reroute.source_id)[0])
     _save(reroute, stats_after=_stats_dict(after))
     _finish_succeeded(reroute, moved=_moved(reroute.stats_before, after))
+
+
+def _finish_empty(reroute: Reroute, now: QueueStats) -> None:
+    if reroute.stats_before.get("total"):  # it held messages when first read: a lost attempt routed them
+        _event(reroute, Kind.RECOVERED,
+               f"The queue of {reroute.source_alias} is empty now: the route call of an earlier, "
+               "interrupted attempt went through. It is not routed again.")
+    _save(reroute, stats_after=_stats_dict(now))
+    _finish_succeeded(reroute, moved=_moved(reroute.stats_before, now))
 
 
 def _call(reroute: Reroute, what: str, call: Callable[[], Any]) -> Any:
@@ -220,24 +246,57 @@ def _end(reroute: Reroute, status: str, **fields) -> None:
 
 
 def reroutes_sweep() -> dict[str, int]:
-    """Find lost work: re-enqueue reroutes left queued, end reroutes whose worker died."""
+    """Find lost work: reroutes the task queue never delivered, and reroutes whose worker died.
+
+    Each row is re-checked under its lock, so that sweeps running at once act once.
+    """
     now = timezone.now()
-    requeued = 0
-    for reroute in Reroute.objects.filter(status=Reroute.Status.QUEUED, created_at__lt=now - timedelta(seconds=60)):
-        _event(reroute, Kind.RECOVERED, "Still waiting for a worker; handed to the task queue again.")
-        _enqueue(reroute.pk, attempt=1)
-        requeued += 1
-    stuck = Reroute.objects.filter(
-        status=Reroute.Status.RUNNING,
-        started_at__lt=now - timedelta(seconds=settings.REROUTE_STUCK_AFTER_SECONDS),
-    )
-    ended = 0
-    for reroute in stuck:
-        _finish_failed(reroute, "interrupted",
-                       "The worker stopped during this reroute. Check the queues of "
-                       f"{reroute.source_alias} and {reroute.target_alias} before trying again.")
-        ended += 1
-    return {"requeued": requeued, "ended": ended}
+    queued_before = now - timedelta(seconds=settings.REROUTE_REQUEUE_AFTER_SECONDS)
+    silent_since = now - timedelta(seconds=settings.REROUTE_STUCK_AFTER_SECONDS)
+    waiting = Reroute.objects.filter(status=Reroute.Status.QUEUED, updated_at__lt=queued_before)
+    stuck = Reroute.objects.filter(status=Reroute.Status.RUNNING, updated_at__lt=silent_since)
+    requeued = sum(_requeue_waiting(reroute_id=pk, queued_before=queued_before)
+                   for pk in list(waiting.values_list("pk", flat=True)))
+    recovered = sum(_recover_stuck(reroute_id=pk, silent_since=silent_since)
+                    for pk in list(stuck.values_list("pk", flat=True)))
+    return {"requeued": requeued, "recovered": recovered}
+
+
+def _requeue_waiting(*, reroute_id: int, queued_before) -> bool:
+    try:
+        with transaction.atomic():
+            reroute = Reroute.objects.select_for_update().filter(
+                pk=reroute_id, status=Reroute.Status.QUEUED, updated_at__lt=queued_before).first()
+            if reroute is None:
+                return False
+            _event(reroute, Kind.RECOVERED, "Handed to the task queue again: it had not started.")
+            _save(reroute)  # a sign of life: the next sweep waits again
+            _enqueue(reroute_id, attempt=1)  # inside the transaction: if it fails, nothing is recorded
+    except Exception as error:
+        logger.warning("task queue still unavailable for reroute %s: %s", reroute_id, type(error).__name__)
+        return False
+    return True
+
+
+def _recover_stuck(*, reroute_id: int, silent_since) -> bool:
+    """Give a reroute whose worker died its next attempt, or end it when it has had them all."""
+    with transaction.atomic():
+        reroute = Reroute.objects.select_for_update().filter(
+            pk=reroute_id, status=Reroute.Status.RUNNING, updated_at__lt=silent_since).first()
+        if reroute is None:
+            return False
+        if reroute.attempts >= settings.SPARKBOT_MAX_ATTEMPTS:
+            _finish_failed(reroute, "interrupted",
+                           f"The worker stopped during the last attempt. Check the queues of "
+                           f"{reroute.source_alias} and {reroute.target_alias} before trying again.")
+            return True
+        _event(reroute, Kind.RECOVERED,
+               f"Attempt {reroute.attempts} stopped without an answer (its worker died). Attempt "
+               f"{reroute.attempts + 1} will read the queue again before routing.")
+        _save(reroute)
+        next_attempt = reroute.attempts + 1
+        transaction.on_commit(lambda: _enqueue(reroute_id, attempt=next_attempt), robust=True)
+    return True
 
 
 # Helpers --------------------------------------------------------------------------------
@@ -248,10 +307,10 @@ def _event(reroute: Reroute, kind: str, message: str, detail: dict | None = None
 
 
 def _save(reroute: Reroute, **fields) -> None:
-    """Save these fields, and the SparkBot time counted in memory so far."""
+    """Save these fields, the SparkBot time counted in memory so far, and a sign of life."""
     for name, value in fields.items():
         setattr(reroute, name, value)
-    reroute.save(update_fields=[*fields, "sparkbot_seconds"])
+    reroute.save(update_fields={*fields, "sparkbot_seconds", "updated_at"})
 
 
 def _stats_dict(stats: QueueStats) -> dict:

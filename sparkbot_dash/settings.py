@@ -119,9 +119,6 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE = {
-    "sweep-stuck-reroutes": {"task": "queues.tasks.reroutes_sweep", "schedule": 30.0},
-}
 
 # SparkBot: the sandbox on 127.0.0.1 unless told otherwise.
 SPARKBOT_API_URL = env_url("SPARKBOT_API_URL", "http://127.0.0.1:8900/v1", schemes=("http", "https")).rstrip("/")
@@ -133,8 +130,24 @@ SPARKBOT_DEVICE_CACHE_SECONDS = env_int("SPARKBOT_DEVICE_CACHE_SECONDS", 60, min
 SPARKBOT_MAX_ATTEMPTS = env_int("SPARKBOT_MAX_ATTEMPTS", 5, minimum=1)
 SPARKBOT_RETRY_BASE_SECONDS = env_float("SPARKBOT_RETRY_BASE_SECONDS", 2.0)
 SPARKBOT_RETRY_MAX_SECONDS = env_float("SPARKBOT_RETRY_MAX_SECONDS", 60.0)
-# A reroute still running after this long is ended by the sweeper (its worker died).
-REROUTE_STUCK_AFTER_SECONDS = env_int("REROUTE_STUCK_AFTER_SECONDS", 900, minimum=10)
+
+# The sweeper (Celery beat) finds lost work: reroutes still queued after
+# REROUTE_REQUEUE_AFTER_SECONDS go back to the task queue; reroutes running with no sign
+# of life for REROUTE_STUCK_AFTER_SECONDS (their worker died) are recovered.
+REROUTE_SWEEP_SECONDS = env_float("REROUTE_SWEEP_SECONDS", 15.0, minimum=1)
+REROUTE_REQUEUE_AFTER_SECONDS = env_int("REROUTE_REQUEUE_AFTER_SECONDS", 30, minimum=1)
+REROUTE_STUCK_AFTER_SECONDS = env_int("REROUTE_STUCK_AFTER_SECONDS", 300, minimum=10)
+# A live attempt makes at most four calls, and waits at most SPARKBOT_RETRY_MAX_SECONDS
+# before the next: it must never look stuck.
+_LONGEST_SILENCE = 4 * SPARKBOT_TIMEOUT + SPARKBOT_RETRY_MAX_SECONDS + 5
+if REROUTE_STUCK_AFTER_SECONDS < _LONGEST_SILENCE:
+    raise ImproperlyConfigured(
+        f"REROUTE_STUCK_AFTER_SECONDS must be at least {_LONGEST_SILENCE:g} (4 x SPARKBOT_TIMEOUT + "
+        "SPARKBOT_RETRY_MAX_SECONDS + 5), or a live reroute could be taken for a dead one."
+    )
+CELERY_BEAT_SCHEDULE = {
+    "sweep-lost-reroutes": {"task": "queues.tasks.reroutes_sweep", "schedule": REROUTE_SWEEP_SECONDS},
+}
 
 LOGGING = {
     "version": 1,

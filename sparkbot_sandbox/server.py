@@ -333,9 +333,21 @@ class SandboxServer(ThreadingHTTPServer):
 
     def __init__(self, address, state):
         self.state = state
+        self._open_connections = set()
+        self._connections_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, SandboxHandler)
+
+    def process_request(self, request, client_address):
+        with self._connections_lock:
+            self._open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._connections_lock:
+            self._open_connections.discard(request)
+        super().shutdown_request(request)
 
     @property
     def base_url(self):
@@ -344,8 +356,16 @@ class SandboxServer(ThreadingHTTPServer):
         return f"http://{host}:{port}{API_PREFIX}"
 
     def shutdown(self):
+        """Stop serving and drop kept-alive connections too, as a server that went away would."""
         super().shutdown()
         self.server_close()
+        with self._connections_lock:
+            connections, self._open_connections = list(self._open_connections), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def make_server(host="127.0.0.1", port=8900, state=None):

@@ -1,11 +1,15 @@
 """Real parts for tests and benchmarks: the sandbox's control API and a Celery worker process."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from sparkbot_sandbox.server import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 # Short limits so that retries and timeouts play out in seconds.
@@ -18,13 +22,20 @@ WORKER_SETTINGS = {
 
 
 class Sandbox:
-    """A running sandbox server, and its control API."""
+    """A sandbox serving from this process on a fixed port, and its control API."""
 
-    def __init__(self, server):
-        self.server = server
-        self.api_url = server.base_url
+    def __init__(self, state=None):
+        self.server, self.api_url = serve_in_thread(0, state=state)
+        self.port = self.server.server_address[1]
         self.control_url = self.api_url.removesuffix("/v1") + "/_sandbox"
         self.http = httpx.Client(base_url=self.control_url, timeout=10)
+
+    def stop(self):
+        """Close the port: SparkBot is unreachable (connection refused) until start()."""
+        self.server.shutdown()
+
+    def start(self):
+        self.server, _url = serve_in_thread(self.port, state=self.server.state)
 
     def control(self, method: str, path: str, json=None):
         response = self.http.request(method, path, json=json)
@@ -63,23 +74,33 @@ def database_url_in_use() -> str:
 
 
 class Worker:
-    """A real `celery worker` process."""
+    """A real `celery worker` process (with beat, the sweeper's clock, when asked)."""
 
-    def __init__(self, env: dict, log_path: Path, concurrency: int = 2):
-        self.env, self.log_path, self.concurrency, self.process = env, log_path, concurrency, None
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, beat: bool = False):
+        self.env, self.log_path, self.concurrency, self.beat = env, log_path, concurrency, beat
+        self.process = None
 
     def start(self, timeout: float = 30):
         self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "sparkbot_dash", "worker", "--loglevel", "INFO",
-             "--concurrency", str(self.concurrency), "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        ready_before = self.log_path.read_bytes().count(b" ready.")
+        command = [sys.executable, "-m", "celery", "-A", "sparkbot_dash", "worker", "--loglevel", "INFO",
+                   "--concurrency", str(self.concurrency), "--without-gossip", "--without-mingle",
+                   "--without-heartbeat"]
+        if self.beat:
+            command += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
-        while b" ready." not in self.log_path.read_bytes():
+        while self.log_path.read_bytes().count(b" ready.") <= ready_before:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"celery worker did not start:\n{self.log_path.read_text()[-3000:]}")
             time.sleep(0.1)
+
+    def kill(self):
+        """SIGKILL the worker and its pool processes at once: no warm shutdown, no acks."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.log.close()
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -90,3 +111,46 @@ class Worker:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+class RedisServer:
+    """A private redis-server that a test may stop and start again (never the shared one)."""
+
+    def __init__(self, port: int, log_path: Path):
+        self.port, self.log_path, self.process = port, log_path, None
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout != b"PONG\n":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start: {self.log_path.read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def celery_publishes_to(url: str) -> None:
+    """Make this process's Celery app publish to another broker from now on."""
+    from kombu import pools
+
+    from sparkbot_dash.celery import app
+
+    pools.reset()  # closes and forgets every pooled connection, whatever its broker
+    app.conf.broker_url = url
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

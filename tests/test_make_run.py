@@ -3,22 +3,15 @@
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
 import httpx
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, free_port
 
 SALES_3, SALES_4 = "65a000000000000000000003", "65a000000000000000000004"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def processes_in_group(pgid: int) -> list[str]:

@@ -85,3 +85,11 @@ def test_it_renders_the_options_once_per_list_and_escapes_aliases(sandbox):
 def test_it_reads_queue_stats(sandbox):
     stats = devices.queue_stats(device_id=SALES_3)
     assert (stats.total, stats.pending, stats.processing) == (37, 35, 2)
+
+
+def test_it_asks_sparkbot_directly_when_the_cache_is_down(sandbox, settings, caplog):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens on port 1
+    assert devices.device_list().get(SALES_3).alias == "Sales-3"
+    assert device_walks(sandbox) == 1
+    assert "device cache unavailable (ConnectionError" in caplog.text

@@ -1,13 +1,17 @@
 """Services against the real sandbox over HTTP, run in this process (the worker's flow is in test_tasks)."""
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError
+from django.utils import timezone
 
-from queues import devices, services
+from queues import devices, services, sparkbot
 from queues.models import Reroute, RerouteEvent
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
+
+from tests.support import celery_publishes_to
 
 pytestmark = pytest.mark.django_db
 
@@ -186,11 +190,67 @@ def test_it_keeps_secrets_out_of_stored_replies(settings):
         "token": "[removed]", "nested": [{"Authorization": "[removed]"}], "echo": "key=[removed]", "moved": 3}
 
 
-def test_it_ends_work_left_running_by_a_dead_worker(requested, settings):
+def backdate(reroute: Reroute, seconds: int = 3600) -> None:
+    Reroute.objects.filter(pk=reroute.pk).update(updated_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_it_recovers_an_attempt_whose_worker_died_without_routing_twice(
+        requested, sandbox, django_capture_on_commit_callbacks):
     services.reroute_claim(reroute_id=requested.pk, attempt=1)
-    Reroute.objects.filter(pk=requested.pk).update(started_at=requested.created_at.replace(year=2000))
-    assert services.reroutes_sweep() == {"requeued": 0, "ended": 1}
+    requested.refresh_from_db()
+    # The dead attempt read the queue and its route call went through, but nothing recorded it.
+    services._save(requested, stats_before={"total": 37})
+    sparkbot.client().route_queue(SALES_3, SALES_4)
+    backdate(requested)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert services.reroutes_sweep() == {"requeued": 0, "recovered": 1}
+    assert len(callbacks) == 1
+    assert services.reroutes_sweep() == {"requeued": 0, "recovered": 0}  # it is alive again
+
+    reroute = run_to_end(requested, attempt=2)
+    assert reroute.status == "succeeded" and reroute.messages_moved == 37
+    recovered = list(reroute.events.filter(kind="recovered").values_list("message", flat=True))
+    assert recovered[0].startswith("Attempt 1 stopped without an answer (its worker died).")
+    assert recovered[1].startswith("The queue of Sales-3 is empty now: the route call of an earlier")
+    assert len(sandbox.calls(method="PATCH")) == 1
+
+
+def test_it_routes_after_recovery_when_the_dead_attempt_had_not(requested, sandbox, django_capture_on_commit_callbacks):
+    services.reroute_claim(reroute_id=requested.pk, attempt=1)
+    backdate(requested)
+    with django_capture_on_commit_callbacks(execute=False):
+        services.reroutes_sweep()
+    reroute = run_to_end(requested, attempt=2)
+    assert reroute.status == "succeeded" and reroute.messages_moved == 37
+    assert len(sandbox.calls(method="PATCH")) == 1
+
+
+def test_it_ends_a_reroute_whose_last_attempt_died(requested, settings):
+    services.reroute_claim(reroute_id=requested.pk, attempt=1)
+    settings.SPARKBOT_MAX_ATTEMPTS = 1
+    backdate(requested)
+    assert services.reroutes_sweep() == {"requeued": 0, "recovered": 1}
     requested.refresh_from_db()
     assert requested.status == "failed" and requested.error_code == "interrupted"
-    assert RerouteEvent.objects.filter(reroute=requested, kind="failed").exists()
+    assert requested.error_message.startswith("The worker stopped during the last attempt.")
 
+
+def test_it_hands_a_reroute_the_queue_never_delivered_to_it_again(requested, django_capture_on_commit_callbacks):
+    assert services.reroutes_sweep() == {"requeued": 0, "recovered": 0}  # too soon
+    backdate(requested)
+    assert services.reroutes_sweep()["requeued"] == 1
+    assert requested.events.filter(kind="recovered").exists()
+    assert services.reroutes_sweep()["requeued"] == 0
+
+
+def test_it_records_a_reroute_when_the_task_queue_is_down(sandbox, lead, django_capture_on_commit_callbacks):
+    from django.conf import settings
+
+    celery_publishes_to("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            reroute = request(lead)
+    finally:
+        celery_publishes_to(settings.CELERY_BROKER_URL)
+    assert reroute.status == "queued"
+    assert reroute.outcome == services.QUEUE_DOWN_MESSAGE
