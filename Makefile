@@ -33,12 +33,12 @@ system-packages:
 test: $(STAMP) system-packages test-production test-embedded
 
 # Everything on PostgreSQL + Redis (DATABASE_URL and REDIS_URL may point elsewhere).
-test-production:
+test-production: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${REDIS_URL:-$(REDIS_TEST_URL)} \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
 # The flows again on the embedded default that `make run` uses: SQLite + filesystem broker.
-test-embedded:
+test-embedded: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL SPARKBOT_DASH_VAR_DIR=$$(mktemp -d) \
 	  $(PY) -m pytest -m embedded $(PYTEST_ARGS)
 
