@@ -5,6 +5,7 @@ import os
 # pytest-django's live_server with Playwright's sync API (see ../shared/PITFALLS.md).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -63,9 +64,51 @@ def celery_worker(django_db_setup, django_db_blocker, sandbox_server, tmp_path_f
     worker.stop()
 
 
+def user_with_role(username: str, role: str | None):
+    """A user holding a role (groups are made again here: transactional tests flush them)."""
+    from django.contrib.auth.models import Group, Permission, User
+
+    from queues.roles import roles_ensure
+
+    roles_ensure(Group, Permission)
+    user = User.objects.create_user(username, password=f"{username}-password-123")
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture(autouse=True)
+def _reroutes_settle(request):
+    """A test with a worker ends only when its reroutes have: the database flush must not race them."""
+    yield
+    if not {"celery_worker", "worker"} & set(request.fixturenames):
+        return
+    from queues.models import Reroute
+
+    deadline = time.monotonic() + 20
+    while Reroute.objects.filter(status__in=Reroute.ACTIVE).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @pytest.fixture
-def lead(django_user_model):
-    return django_user_model.objects.create_user("lead", password="lead-password-123")
+def make_user(db):
+    """make_user(username, role) -> a new user holding that role (None: no role)."""
+    return user_with_role
+
+
+@pytest.fixture
+def lead(db):
+    return user_with_role("lead", "Support lead")
+
+
+@pytest.fixture
+def manager(db):
+    return user_with_role("manager", "Shift manager")
+
+
+@pytest.fixture
+def admin_user(db):
+    return user_with_role("admin", "Admin")
 
 
 @pytest.fixture

@@ -5,8 +5,20 @@ from django.db import models
 from django.db.models import Q
 
 
+class AuditLogIsAppendOnly(Exception):
+    """Raised on any attempt to change an ended reroute, to change an event, or to delete either."""
+
+
+class AuditQuerySet(models.QuerySet):
+    def delete(self):
+        raise AuditLogIsAppendOnly("Reroutes and their events are never deleted.")
+
+
 class Reroute(models.Model):
-    """The audit record of one request to move a device's queue to another device."""
+    """The audit record of one request to move a device's queue to another device.
+
+    Never deleted; once ended, never changed (save() refuses).
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -21,6 +33,8 @@ class Reroute(models.Model):
         CLI = "cli", "Command line"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    ENDED = (Status.SUCCEEDED, Status.FAILED)
+    objects = AuditQuerySet.as_manager()
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, help_text="Last sign of life; the sweeper reads it.")
@@ -54,6 +68,11 @@ class Reroute(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("view_all_reroutes", "Can read every reroute, not only one's own"),
+            ("run_handover", "Can run shift handovers"),
+            ("export_reroutes", "Can export the reroute history"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["source_id"],
@@ -64,6 +83,21 @@ class Reroute(models.Model):
 
     def __str__(self):
         return f"Reroute {self.pk}: {self.source_label} → {self.target_label} ({self.status})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._stored_ended = instance.__dict__.get("status") in cls.ENDED
+        return instance
+
+    def save(self, *args, **kwargs):
+        if getattr(self, "_stored_ended", False):
+            raise AuditLogIsAppendOnly(f"Reroute {self.pk} has ended: its record cannot change.")
+        super().save(*args, **kwargs)
+        self._stored_ended = self.status in self.ENDED
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogIsAppendOnly("Reroutes are never deleted.")
 
     @property
     def source_label(self) -> str:
@@ -113,6 +147,8 @@ class RerouteEvent(models.Model):
         RECOVERED = "recovered", "Recovered"
         QUEUE_DOWN = "queue_down", "Task queue down"
 
+    objects = AuditQuerySet.as_manager()
+
     reroute = models.ForeignKey(Reroute, on_delete=models.PROTECT, related_name="events")
     at = models.DateTimeField(auto_now_add=True)
     kind = models.CharField(max_length=12, choices=Kind.choices)
@@ -124,3 +160,11 @@ class RerouteEvent(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.message}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("Events are written once and never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogIsAppendOnly("Events are never deleted.")

@@ -1,5 +1,7 @@
 """Thin views: each serves a page, and its htmx fragment when htmx asks."""
 
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
@@ -11,6 +13,12 @@ from .models import Reroute
 from .sparkbot import SparkBotError
 
 HTMX_STOP_POLLING = 286
+can_reroute = permission_required("queues.add_reroute", raise_exception=True)
+
+
+def can_read(user, reroute: Reroute) -> bool:
+    """A lead reads the reroutes they asked for; managers and admins read them all."""
+    return reroute.requested_by_id == user.pk or user.has_perm("queues.view_all_reroutes")
 
 
 def _load_devices(*, refresh: bool = False):
@@ -22,6 +30,7 @@ def _load_devices(*, refresh: bool = False):
 
 
 @require_http_methods(["GET", "POST"])
+@can_reroute
 def reroute(request):
     device_list, devices_error = _load_devices()
     if device_list is None:
@@ -59,6 +68,7 @@ def _busy_message(active: Reroute) -> str:
 
 
 @require_POST
+@can_reroute
 def devices_refresh(request):
     device_list, devices_error = _load_devices(refresh=True)
     if not request.htmx:
@@ -70,6 +80,7 @@ def devices_refresh(request):
 
 
 @require_GET
+@can_reroute
 def queue_stats(request):
     device_list, devices_error = _load_devices()
     if device_list is None:
@@ -88,6 +99,8 @@ def queue_stats(request):
 @require_GET
 def reroute_detail(request, pk: int):
     reroute = get_object_or_404(Reroute, pk=pk)
+    if not can_read(request.user, reroute):
+        raise PermissionDenied
     context = {"reroute": reroute, "events": reroute.events.all()}
     if request.htmx:
         status = 200 if reroute.is_active else HTMX_STOP_POLLING

@@ -68,14 +68,25 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return number
 
 
-def env_list(name: str, default: list[str]) -> list[str]:
+def env_list(name: str, default: list[str], *, empty_ok: bool = False) -> list[str]:
     value = _raw(name)
     if value is None:
         return default
     items = [item.strip() for item in value.split(",") if item.strip()]
-    if not items:
+    if not items and not empty_ok:
         raise ImproperlyConfigured(f"{name} must list at least one value, separated by commas.")
     return items
+
+
+def env_pair(name: str) -> tuple[str, str] | None:
+    """Two comma-separated values, e.g. SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https; unset: None."""
+    value = _raw(name)
+    if not value:
+        return None
+    parts = [part.strip() for part in value.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise _bad(name, value, "two values separated by a comma, e.g. HTTP_X_FORWARDED_PROTO,https")
+    return parts[0], parts[1]
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -43,8 +43,8 @@ def signed_in(user) -> Client:
     return client
 
 
-def test_it_lets_only_one_of_two_leads_route_the_same_source(celery_worker, sandbox, lead, django_user_model):
-    other = django_user_model.objects.create_user("lead2", password="lead2-password-123")
+def test_it_lets_only_one_of_two_leads_route_the_same_source(celery_worker, sandbox, lead, make_user):
+    other = make_user("lead2", "Support lead")
     first, second = signed_in(lead), signed_in(other)
     first.get("/reroute/")  # the device list is cached before the race
     responses = post_at_once([

@@ -1,0 +1,20 @@
+"""The three roles, as groups with their permissions. A user may hold several."""
+
+SUPPORT_LEAD, SHIFT_MANAGER, ADMIN = "Support lead", "Shift manager", "Admin"
+LEAD_PERMISSIONS = ["queues.add_reroute"]
+MANAGER_PERMISSIONS = LEAD_PERMISSIONS + ["queues.view_all_reroutes", "queues.run_handover"]
+ADMIN_PERMISSIONS = MANAGER_PERMISSIONS + [
+    "queues.export_reroutes", "queues.view_reroute", "queues.view_rerouteevent",
+    "auth.view_user", "auth.add_user", "auth.change_user", "auth.delete_user",
+    "auth.view_group", "auth.change_group", "axes.view_accessattempt", "axes.delete_accessattempt",
+]
+ROLES = {SUPPORT_LEAD: LEAD_PERMISSIONS, SHIFT_MANAGER: MANAGER_PERMISSIONS, ADMIN: ADMIN_PERMISSIONS}
+
+
+def roles_ensure(Group, Permission) -> None:
+    """Create the role groups and give them their permissions (models passed in, so migrations can call it)."""
+    for name, codes in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        for code in codes:
+            app_label, codename = code.split(".")
+            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
