@@ -10,7 +10,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.support import WORKER_SETTINGS, Sandbox, Worker, database_url_in_use  # noqa: E402
+from tests.support import (  # noqa: E402
+    WORKER_SETTINGS, RedisServer, Sandbox, Worker, celery_publishes_to, database_url_in_use, free_port,
+)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +96,22 @@ def _reroutes_settle(request):
 def make_user(db):
     """make_user(username, role) -> a new user holding that role (None: no role)."""
     return user_with_role
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """A private redis-server as this module's broker, which its tests may stop and start."""
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        pytest.skip("needs Redis as the broker (make test-production)")
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("broker") / "redis.log")
+    server.start()
+    original = settings.CELERY_BROKER_URL
+    celery_publishes_to(server.url)
+    yield server
+    celery_publishes_to(original)
+    server.stop()
 
 
 @pytest.fixture

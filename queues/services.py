@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 Kind = RerouteEvent.Kind
 QUEUE_DOWN_MESSAGE = ("The reroute is recorded, but the task queue is not answering: "
                       "it will start by itself when the queue is back.")
-SECRET_KEYS = {"token", "apikey", "api_key", "authorization", "password", "secret", "key"}
 
 
 class SourceBusy(Exception):
@@ -146,7 +145,7 @@ def _route(reroute: Reroute) -> None:
             _finish_empty(reroute, now)
             return
         reply = _call(reroute, "route the queue", lambda: client.route_queue(reroute.source_id, reroute.target_id))
-        _save(reroute, routed_at=timezone.now(), api_reply=redacted(reply.data))
+        _save(reroute, routed_at=timezone.now(), api_reply=reply.data)
     after = _call(reroute, "read the queue again", lambda: client.queue_stats(reroute.source_id)[0])
     _save(reroute, stats_after=_stats_dict(after))
     _finish_succeeded(reroute, moved=_moved(reroute.stats_before, after))
@@ -314,9 +313,7 @@ def _save(reroute: Reroute, **fields) -> None:
 
 
 def _stats_dict(stats: QueueStats) -> dict:
-    summary = asdict(stats)
-    summary["raw"] = redacted(stats.raw)
-    return summary
+    return asdict(stats)
 
 
 def _moved(before: dict | None, after: QueueStats) -> int | None:
@@ -324,14 +321,3 @@ def _moved(before: dict | None, after: QueueStats) -> int | None:
     if not before or before.get("total") is None or after.total is None:
         return None
     return max(0, before["total"] - after.total)
-
-
-def redacted(data: Any) -> Any:
-    """A copy of an API answer with anything secret-looking removed."""
-    if isinstance(data, dict):
-        return {k: "[removed]" if str(k).lower() in SECRET_KEYS else redacted(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [redacted(item) for item in data]
-    if isinstance(data, str) and settings.SPARKBOT_API_KEY in data:
-        return data.replace(settings.SPARKBOT_API_KEY, "[removed]")
-    return data

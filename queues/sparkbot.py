@@ -7,6 +7,7 @@ whether it may be retried and what a support lead should read.
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 import threading
 import time
@@ -16,7 +17,10 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
 DEVICE_ID = re.compile(r"^[0-9a-f]{24}$")
+SECRET_FIELDS = {"token", "apikey", "api_key", "authorization", "password", "secret", "key"}
+REMOVED = "[removed]"
 USABLE_STATUSES = frozenset({"operative", "ready"})
 PAGE_SIZE = 100
 MAX_PAGES = 1000  # a guard against an API that never returns a short page
@@ -92,6 +96,17 @@ class Reply:
 
     data: Any
     status_code: int
+
+
+def redact(data: Any, secret: str) -> Any:
+    """A copy of an API answer without the key and without any secret-looking field."""
+    if isinstance(data, dict):
+        return {k: REMOVED if str(k).lower() in SECRET_FIELDS else redact(v, secret) for k, v in data.items()}
+    if isinstance(data, list):
+        return [redact(item, secret) for item in data]
+    if isinstance(data, str) and secret and secret in data:
+        return data.replace(secret, REMOVED)
+    return data
 
 
 # Errors ---------------------------------------------------------------------------------
@@ -258,7 +273,10 @@ def error_for(response: httpx.Response, *, device_id: str = "") -> SparkBotError
 
 
 class SparkBotClient:
+    """Answers and errors leave this class with the API key and secret-looking fields removed."""
+
     def __init__(self, *, base_url: str, api_key: str, timeout: float, transport=None):
+        self._api_key = api_key
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             headers={"Token": api_key, "Accept": "application/json"},
@@ -271,15 +289,29 @@ class SparkBotClient:
         self._http.close()
 
     def _call(self, method: str, path: str, *, device_id: str = "", **kwargs) -> Reply:
+        started = time.perf_counter()
         try:
             response = self._http.request(method, path.lstrip("/"), **kwargs)
         except httpx.TimeoutException as error:
+            self._log(method, path, "timeout", started)
             raise Timeout(type(error).__name__) from None
         except httpx.TransportError as error:
+            self._log(method, path, type(error).__name__, started)
             raise ConnectionFailed(type(error).__name__) from None
+        self._log(method, path, response.status_code, started)
         if response.status_code >= 300:
-            raise error_for(response, device_id=device_id)
-        return Reply(data=_json_or_none(response), status_code=response.status_code)
+            error = error_for(response, device_id=device_id)
+            error.detail = redact(error.detail, self._api_key)
+            error.args = (error.detail or error.code,)
+            raise error
+        return Reply(data=redact(_json_or_none(response), self._api_key), status_code=response.status_code)
+
+    def _log(self, method: str, path: str, outcome, started: float) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            headers = {name: REMOVED if name.lower() in ("token", "authorization") else value
+                       for name, value in self._http.headers.items()}
+            logger.debug("SparkBot %s /%s -> %s in %.1f ms, headers %s", method, path.lstrip("/"), outcome,
+                         (time.perf_counter() - started) * 1000, headers)
 
     def devices_page(self, *, page: int, size: int = PAGE_SIZE) -> list[Device]:
         reply = self._call("GET", "devices", params={"page": page, "size": size})

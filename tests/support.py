@@ -76,14 +76,14 @@ def database_url_in_use() -> str:
 class Worker:
     """A real `celery worker` process (with beat, the sweeper's clock, when asked)."""
 
-    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, beat: bool = False):
-        self.env, self.log_path, self.concurrency, self.beat = env, log_path, concurrency, beat
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, beat: bool = False, loglevel: str = "INFO"):
+        self.env, self.log_path, self.concurrency, self.beat, self.loglevel = env, log_path, concurrency, beat, loglevel
         self.process = None
 
     def start(self, timeout: float = 30):
         self.log = open(self.log_path, "ab")
         ready_before = self.log_path.read_bytes().count(b" ready.")
-        command = [sys.executable, "-m", "celery", "-A", "sparkbot_dash", "worker", "--loglevel", "INFO",
+        command = [sys.executable, "-m", "celery", "-A", "sparkbot_dash", "worker", "--loglevel", self.loglevel,
                    "--concurrency", str(self.concurrency), "--without-gossip", "--without-mingle",
                    "--without-heartbeat"]
         if self.beat:

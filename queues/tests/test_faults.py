@@ -6,16 +6,14 @@ sandbox over HTTP. Each test asserts the end state, the events, and the sandbox'
 of route calls. docs/RELIABILITY.md is the table of these faults.
 """
 
+import os
 import time
 import uuid
 
 import pytest
-from django.conf import settings
-
 from queues.models import Reroute
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
-from tests.support import (WORKER_SETTINGS, RedisServer, Worker, celery_publishes_to, database_url_in_use,
-                           free_port)
+from tests.support import WORKER_SETTINGS, Worker, database_url_in_use
 
 pytestmark = pytest.mark.django_db(transaction=True)
 FAULT_SETTINGS = {
@@ -29,23 +27,10 @@ FAULT_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    if not settings.CELERY_BROKER_URL.startswith("redis"):
-        pytest.skip("the fault suite runs on Redis and PostgreSQL (make test-production)")
-    server = RedisServer(free_port(), tmp_path_factory.mktemp("broker") / "redis.log")
-    server.start()
-    original = settings.CELERY_BROKER_URL
-    celery_publishes_to(server.url)
-    yield server
-    celery_publishes_to(original)
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def worker(broker, django_db_setup, django_db_blocker, sandbox_server, tmp_path_factory):
     with django_db_blocker.unblock():
         database_url = database_url_in_use()
-    env = {**__import__("os").environ, **FAULT_SETTINGS, "DATABASE_URL": database_url, "REDIS_URL": broker.url,
+    env = {**os.environ, **FAULT_SETTINGS, "DATABASE_URL": database_url, "REDIS_URL": broker.url,
            "SPARKBOT_API_URL": sandbox_server.api_url, "PYTHONUNBUFFERED": "1"}
     process = Worker(env, tmp_path_factory.mktemp("fault-worker") / "worker.log", beat=True)
     process.start()

@@ -14,8 +14,9 @@ PASSWORD = "lead-password-123"
 
 @pytest.fixture
 def signed_in(page, live_server, lead, sandbox):
-    dialogs = []
+    dialogs, policy_violations = [], []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("console", lambda message: "Content Security Policy" in message.text and policy_violations.append(message.text))
     page.goto(f"{live_server.url}/")
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
     page.get_by_label("Username").fill("lead")
@@ -24,6 +25,7 @@ def signed_in(page, live_server, lead, sandbox):
     expect(page).to_have_url(f"{live_server.url}/reroute/")
     yield page
     assert dialogs == []  # no alias or message ever ran as script
+    assert policy_violations == []  # htmx works under the Content-Security-Policy
 
 
 def test_it_reroutes_a_queue_and_shows_the_live_result(signed_in, celery_worker, sandbox, live_server):

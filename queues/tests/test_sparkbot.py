@@ -189,3 +189,17 @@ def test_it_reports_a_refused_connection():
     with pytest.raises(sparkbot.ConnectionFailed) as caught:
         client.queue_stats(SALES_3)
     assert caught.value.retryable
+
+
+def test_it_removes_the_key_and_secret_looking_fields_from_answers():
+    body = b'{"token": "abc", "nested": [{"Authorization": "Bearer x"}], "echo": "key=%s", "moved": 3}' % KEY.encode()
+    reply = client_answering(200, body).route_queue(ID, SALES_4)
+    assert reply.data == {"token": "[removed]", "nested": [{"Authorization": "[removed]"}],
+                          "echo": "key=[removed]", "moved": 3}
+
+
+def test_it_removes_the_key_from_error_messages():
+    with pytest.raises(sparkbot.AuthenticationFailed) as caught:
+        client_answering(401, b'{"message": "token %s is not valid"}' % KEY.encode()).route_queue(ID, SALES_4)
+    assert KEY not in caught.value.detail and KEY not in str(caught.value)
+    assert caught.value.detail == "token [removed] is not valid"

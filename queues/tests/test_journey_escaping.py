@@ -1,0 +1,67 @@
+"""Hostile text (aliases, notes, SparkBot's messages) shows as text on every page, in Chromium."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from queues import devices, services
+from sparkbot_sandbox.seed import HTML_ALIAS_DEVICE, IMG_ALIAS_DEVICE
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+NOTE = "<script>alert('note')</script><img src=x onerror=alert('note')>"
+API_MESSAGE = "<img src=x onerror=alert('api')><script>alert('api')</script>"
+
+
+@pytest.fixture
+def hostile_reroute(sandbox, admin_user):
+    device_list = devices.device_list()
+    reroute = services.reroute_request(source=device_list.get(HTML_ALIAS_DEVICE),
+                                       target=device_list.get(IMG_ALIAS_DEVICE), note=NOTE, user=admin_user)
+    sandbox.fault(route="route_queue", status=409, times=1,
+                  body=f'{{"status": 409, "message": "{API_MESSAGE}", "errorCode": "refused"}}')
+    services.reroute_execute(reroute_id=reroute.pk)
+    reroute.refresh_from_db()
+    assert API_MESSAGE in reroute.error_message
+    return reroute
+
+
+def pages(reroute) -> list[str]:
+    return [
+        "/reroute/",
+        f"/reroute/queue/?source={HTML_ALIAS_DEVICE}",
+        f"/reroutes/{reroute.pk}/",
+        "/admin/queues/reroute/",
+        f"/admin/queues/reroute/?q=script",
+        f"/admin/queues/reroute/{reroute.pk}/change/",
+        "/admin/queues/rerouteevent/",
+        f"/admin/queues/rerouteevent/{reroute.events.last().pk}/change/",
+    ]
+
+
+def test_it_shows_hostile_text_as_text_on_every_page(page, live_server, admin_user, hostile_reroute):
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill("admin-password-123")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/reroute/$"))
+
+    for path in pages(hostile_reroute):
+        response = page.goto(f"{live_server.url}{path}")
+        assert response.status == 200, path
+        page.wait_for_load_state("networkidle")
+        assert page.locator("img[src='x']").count() == 0, path
+        assert page.locator("script", has_text="alert").count() == 0, path
+        assert page.locator("b", has_text="Bold").count() == 0, path
+    detail = page.goto(f"{live_server.url}/reroutes/{hostile_reroute.pk}/")
+    assert detail.ok
+    expect(page.locator("dl.facts")).to_contain_text(NOTE)
+    expect(page.locator(".outcome")).to_contain_text(API_MESSAGE)
+
+    page.goto(f"{live_server.url}/reroute/")
+    page.get_by_label("WhatsApp number", exact=True).select_option(HTML_ALIAS_DEVICE)
+    expect(page.locator("#source-queue")).to_contain_text("<b>Bold</b>")
+    assert page.locator("#source-queue b").count() == 0
+    assert dialogs == []
