@@ -30,6 +30,8 @@ def _point_at_sandbox(sandbox_server):
     from queues import sparkbot
 
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+    # Tests make many users and sign in often; what they test is the flow, not PBKDF2's cost.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.SPARKBOT_API_URL = sandbox_server.api_url
     for name, value in WORKER_SETTINGS.items():
         setattr(settings, name, type(getattr(settings, name))(value))

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 
 from .models import Reroute, RerouteEvent
 
@@ -41,3 +43,27 @@ class RerouteAdmin(ReadOnlyAdmin):
 class RerouteEventAdmin(ReadOnlyAdmin):
     list_display = ["id", "at", "reroute", "kind", "message"]
     list_filter = ["kind"]
+
+
+class RoleAwareUserAdmin(UserAdmin):
+    """Admins manage users and their roles; only a superuser grants superuser, staff or single permissions."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if request.user.is_superuser:
+            return fields
+        return (*fields, "is_superuser", "is_staff", "user_permissions")
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+admin.site.unregister(User)
+admin.site.register(User, RoleAwareUserAdmin)

@@ -10,8 +10,18 @@ class AuditLogIsAppendOnly(Exception):
 
 
 class AuditQuerySet(models.QuerySet):
+    """No bulk deletes, no bulk updates: rows change one at a time, through save()'s checks."""
+
     def delete(self):
         raise AuditLogIsAppendOnly("Reroutes and their events are never deleted.")
+
+    def update(self, **fields):
+        if fields == {"requested_by": None}:  # the user was deleted; the username copy stays
+            return super().update(**fields)
+        raise AuditLogIsAppendOnly("Reroutes and their events are not updated in bulk.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AuditLogIsAppendOnly("Reroutes and their events are not updated in bulk.")
 
 
 class Reroute(models.Model):
@@ -67,6 +77,7 @@ class Reroute(models.Model):
     sparkbot_seconds = models.FloatField(default=0.0, help_text="Time spent inside SparkBot calls.")
 
     class Meta:
+        base_manager_name = "objects"
         ordering = ["-created_at", "-id"]
         permissions = [
             ("view_all_reroutes", "Can read every reroute, not only one's own"),
@@ -156,6 +167,7 @@ class RerouteEvent(models.Model):
     detail = models.JSONField(null=True, blank=True)
 
     class Meta:
+        base_manager_name = "objects"
         ordering = ["id"]
 
     def __str__(self):

@@ -6,15 +6,16 @@ MANAGER_PERMISSIONS = LEAD_PERMISSIONS + ["queues.view_all_reroutes", "queues.ru
 ADMIN_PERMISSIONS = MANAGER_PERMISSIONS + [
     "queues.export_reroutes", "queues.view_reroute", "queues.view_rerouteevent",
     "auth.view_user", "auth.add_user", "auth.change_user", "auth.delete_user",
-    "auth.view_group", "auth.change_group", "axes.view_accessattempt", "axes.delete_accessattempt",
+    "auth.view_group", "axes.view_accessattempt", "axes.delete_accessattempt", "axes.view_accessfailurelog",
 ]
 ROLES = {SUPPORT_LEAD: LEAD_PERMISSIONS, SHIFT_MANAGER: MANAGER_PERMISSIONS, ADMIN: ADMIN_PERMISSIONS}
 
 
 def roles_ensure(Group, Permission) -> None:
-    """Create the role groups and give them their permissions (models passed in, so migrations can call it)."""
+    """Create the role groups with exactly their permissions (models passed in, so migrations can call it)."""
     for name, codes in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
-        for code in codes:
-            app_label, codename = code.split(".")
-            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+        group.permissions.set([
+            Permission.objects.get(content_type__app_label=code.split(".")[0], codename=code.split(".")[1])
+            for code in codes
+        ])

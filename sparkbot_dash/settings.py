@@ -122,6 +122,7 @@ AXES_COOLOFF_TIME = env_float("SIGN_IN_LOCKOUT_MINUTES", 15.0, minimum=0.1) / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # the lasting record; attempts are reset on success
 
 # Redis when REDIS_URL is set; otherwise Celery's filesystem broker and a local cache.
 REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
