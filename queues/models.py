@@ -53,6 +53,9 @@ class Reroute(models.Model):
     )
     requested_by_username = models.CharField(max_length=150)
     origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.WEB)
+    handover_run = models.ForeignKey(
+        "HandoverRun", null=True, blank=True, on_delete=models.PROTECT, related_name="reroutes"
+    )
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True)
 
     source_id = models.CharField(max_length=24, db_index=True)
@@ -62,6 +65,7 @@ class Reroute(models.Model):
     target_alias = models.CharField(max_length=300)
     target_phone = models.CharField(max_length=40, blank=True)
     note = models.TextField(blank=True)
+    search_text = models.TextField(blank=True, editable=False, help_text="Note, aliases and phones, lower case.")
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -75,6 +79,8 @@ class Reroute(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
     sparkbot_seconds = models.FloatField(default=0.0, help_text="Time spent inside SparkBot calls.")
+    chain_seq = models.BigIntegerField(null=True, blank=True, unique=True, help_text="Place in the audit chain.")
+    chain_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         base_manager_name = "objects"
@@ -83,6 +89,13 @@ class Reroute(models.Model):
             ("view_all_reroutes", "Can read every reroute, not only one's own"),
             ("run_handover", "Can run shift handovers"),
             ("export_reroutes", "Can export the reroute history"),
+        ]
+        indexes = [  # the history's filters, each ordered as the history is (newest first)
+            models.Index(fields=["source_id", "-id"], name="reroute_source_newest"),
+            models.Index(fields=["target_id", "-id"], name="reroute_target_newest"),
+            models.Index(fields=["requested_by_username", "-id"], name="reroute_user_newest"),
+            models.Index(fields=["status", "-id"], name="reroute_status_newest"),
+            models.Index(fields=["origin", "-id"], name="reroute_origin_newest"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -180,3 +193,90 @@ class RerouteEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AuditLogIsAppendOnly("Events are never deleted.")
+
+
+class AuditChainHead(models.Model):
+    """The end of the audit chain (one row), locked by whoever appends to it."""
+
+    SINGLETON = 1
+    seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+    archived_through_seq = models.BigIntegerField(default=0, help_text="Records up to here were archived.")
+    archived_last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self):
+        return f"Audit chain at position {self.seq}"
+
+
+class HandoverPlan(models.Model):
+    """A named list of source-to-target moves run together at shift change, now or on a schedule."""
+
+    class Schedule(models.TextChoices):
+        NONE = "none", "Only when run by hand"
+        ONCE = "once", "Once, at a date and time"
+        DAILY = "daily", "Every day at a time"
+
+    name = models.CharField(max_length=100, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    pause_sources = models.BooleanField(
+        default=False, help_text="Pause each source's queue before routing it, and set it back to active after.")
+    schedule = models.CharField(max_length=5, choices=Schedule.choices, default=Schedule.NONE)
+    run_at = models.DateTimeField(null=True, blank=True, help_text="For a one-off schedule.")
+    daily_time = models.TimeField(null=True, blank=True, help_text="For a daily schedule.")
+    time_zone = models.CharField(max_length=64, default="UTC")
+    next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class HandoverPair(models.Model):
+    plan = models.ForeignKey(HandoverPlan, on_delete=models.CASCADE, related_name="pairs")
+    position = models.PositiveIntegerField()
+    source_id = models.CharField(max_length=24)
+    target_id = models.CharField(max_length=24)
+
+    class Meta:
+        ordering = ["plan", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "source_id"], name="one_move_per_source_in_a_plan"),
+        ]
+
+    def __str__(self):
+        return f"{self.source_id} → {self.target_id}"
+
+
+class HandoverRun(models.Model):
+    """One run of a plan: its reroutes (origin handover) and, afterwards, its report."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Run by hand"
+        SCHEDULE = "schedule", "Scheduled"
+
+    plan = models.ForeignKey(HandoverPlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    plan_name = models.CharField(max_length=100)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    started_by_username = models.CharField(max_length=150, blank=True)
+    trigger = models.CharField(max_length=8, choices=Trigger.choices, default=Trigger.MANUAL)
+    pause_sources = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.plan_name} ({self.created_at:%Y-%m-%d %H:%M})"

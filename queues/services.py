@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import sparkbot
+from . import audit, sparkbot
 from .models import Reroute, RerouteEvent
 from .sparkbot import Device, QueueStats, SparkBotError
 
@@ -55,6 +55,7 @@ def reroute_request(
                 idempotency_key=key, note=note,
                 source_id=source.id, source_alias=source.alias, source_phone=source.phone,
                 target_id=target.id, target_alias=target.alias, target_phone=target.phone,
+                search_text=search_text(note, source, target),
             )
             _event(reroute, Kind.REQUESTED,
                    f"{reroute.requested_by_username} asked to move the queue of {source.label} to {target.label}.")
@@ -62,6 +63,11 @@ def reroute_request(
     except IntegrityError as error:
         return _existing_or_busy(key, source.id, error)
     return reroute
+
+
+def search_text(note: str, source: Device, target: Device) -> str:
+    """What the history's free-text filter searches, folded to lower case once, here."""
+    return " ".join([note, source.alias, source.phone, target.alias, target.phone]).lower()
 
 
 def _existing_or_busy(key: uuid.UUID, source_id: str, error: IntegrityError) -> Reroute:
@@ -231,17 +237,22 @@ def reroute_retry_scheduled(*, reroute_id: int, attempt: int, wait: float) -> No
 
 
 def _finish_succeeded(reroute: Reroute, *, moved: int | None) -> None:
-    _end(reroute, Reroute.Status.SUCCEEDED, messages_moved=moved)
-    _event(reroute, Kind.SUCCEEDED, reroute.outcome, {"messages_moved": moved})
+    _end(reroute, Reroute.Status.SUCCEEDED, {"messages_moved": moved}, messages_moved=moved)
 
 
 def _finish_failed(reroute: Reroute, code: str, sentence: str) -> None:
-    _end(reroute, Reroute.Status.FAILED, error_code=code, error_message=sentence)
-    _event(reroute, Kind.FAILED, sentence, {"error": code})
+    _end(reroute, Reroute.Status.FAILED, {"error": code}, error_code=code, error_message=sentence)
 
 
-def _end(reroute: Reroute, status: str, **fields) -> None:
-    _save(reroute, status=status, ended_at=timezone.now(), **fields)
+def _end(reroute: Reroute, status: str, detail: dict, **fields) -> None:
+    """End the reroute: its last event, then its place in the audit chain, in one transaction."""
+    with transaction.atomic():
+        for name, value in {"status": status, "ended_at": timezone.now(), **fields}.items():
+            setattr(reroute, name, value)
+        _event(reroute, status, reroute.outcome, detail)  # the event kinds "succeeded" and "failed" are the statuses
+        audit.chain_append(reroute)
+        _save(reroute, status=status, ended_at=reroute.ended_at, chain_seq=reroute.chain_seq,
+              chain_hash=reroute.chain_hash, **fields)
 
 
 def reroutes_sweep() -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Thin views: each serves a page, and its htmx fragment when htmx asks."""
+"""Rerouting one queue: the route page, its htmx fragments, and a reroute's own page."""
 
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied
@@ -7,10 +7,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import devices, services
-from .forms import QueueStatsQuery, RerouteForm
-from .models import Reroute
-from .sparkbot import SparkBotError
+from .. import devices, services
+from ..forms import QueueStatsQuery, RerouteForm
+from ..models import Reroute
+from ..sparkbot import SparkBotError
 
 HTMX_STOP_POLLING = 286
 can_reroute = permission_required("queues.add_reroute", raise_exception=True)

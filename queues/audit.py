@@ -1,0 +1,82 @@
+"""Tamper evidence: every ended reroute carries a hash chained to the one that ended before it.
+
+The hash covers the reroute's audit fields and its whole timeline, and the previous hash,
+so that changing, removing or inserting a record anywhere breaks the chain from there on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from .models import AuditChainHead, Reroute, RerouteEvent
+
+GENESIS = "0" * 64
+HASHED_FIELDS = [
+    "id", "created_at", "requested_by_username", "origin", "handover_run_id", "idempotency_key",
+    "source_id", "source_alias", "source_phone", "target_id", "target_alias", "target_phone", "note",
+    "status", "attempts", "started_at", "routed_at", "ended_at", "messages_moved",
+    "stats_before", "stats_after", "api_reply", "error_code", "error_message", "chain_seq",
+]
+
+
+def record_hash(previous: str, reroute: Reroute, events: list[RerouteEvent]) -> str:
+    content = {
+        "reroute": {name: getattr(reroute, name) for name in HASHED_FIELDS},
+        "events": [[e.id, e.at, e.kind, e.message, e.detail] for e in events],
+    }
+    canonical = json.dumps(content, sort_keys=True, default=_plain, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()
+
+
+def _plain(value):
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def chain_append(reroute: Reroute) -> None:
+    """Give an ending reroute the next place in the chain; call inside the transaction that ends it."""
+    head = _head(lock=True)
+    reroute.chain_seq = head.seq + 1
+    reroute.chain_hash = record_hash(head.last_hash, reroute, list(reroute.events.order_by("id")))
+    head.seq, head.last_hash = reroute.chain_seq, reroute.chain_hash
+    head.save(update_fields=["seq", "last_hash"])
+
+
+def _head(*, lock: bool = False) -> AuditChainHead:
+    AuditChainHead.objects.get_or_create(pk=AuditChainHead.SINGLETON)  # made by a migration; tests may flush it
+    heads = AuditChainHead.objects.select_for_update() if lock else AuditChainHead.objects
+    return heads.get(pk=AuditChainHead.SINGLETON)
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    broken_reroute_id: int | None = None
+    reason: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return not self.reason
+
+
+def chain_verify(*, batch_size: int = 2000) -> ChainReport:
+    """Walk the chain from the oldest kept record; name the first record that breaks it."""
+    head = _head()
+    previous, expected_seq, checked = head.archived_last_hash, head.archived_through_seq + 1, 0
+    unchained = Reroute.objects.filter(status__in=Reroute.ENDED, chain_seq__isnull=True).order_by("id").first()
+    if unchained:
+        return ChainReport(0, unchained.pk, f"Reroute #{unchained.pk} has ended but is not in the chain.")
+    chained = Reroute.objects.filter(chain_seq__isnull=False).order_by("chain_seq").prefetch_related("events")
+    for reroute in chained.iterator(chunk_size=batch_size):
+        if reroute.chain_seq != expected_seq:
+            return ChainReport(checked, reroute.pk, f"Reroute #{reroute.pk} holds chain position {reroute.chain_seq} "
+                               f"where {expected_seq} was expected: a record before it is missing or was added.")
+        if record_hash(previous, reroute, list(reroute.events.all())) != reroute.chain_hash:
+            return ChainReport(checked, reroute.pk, f"Reroute #{reroute.pk} (chain position {reroute.chain_seq}) "
+                               "does not match its hash: it, its timeline or the record before it was changed.")
+        previous, expected_seq, checked = reroute.chain_hash, expected_seq + 1, checked + 1
+    if (head.seq, head.last_hash) != (expected_seq - 1, previous):
+        return ChainReport(checked, None, f"The chain ends at position {expected_seq - 1}, but {head.seq} "
+                           "records were chained: the newest records were removed.")
+    return ChainReport(checked)

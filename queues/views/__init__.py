@@ -1,0 +1,1 @@
+"""Thin views, one module per capability; each serves a page and its htmx fragment."""
