@@ -4,8 +4,8 @@ import uuid
 
 from django import forms
 
-from .devices import DeviceList
-from .sparkbot import DEVICE_ID, Device
+from ..devices import DeviceList
+from ..sparkbot import DEVICE_ID, Device
 
 NOTE_MAX_LENGTH = 500
 CHOOSE = "Choose a WhatsApp number from the list."
