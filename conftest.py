@@ -81,16 +81,25 @@ def user_with_role(username: str, role: str | None):
     return user
 
 
-@pytest.fixture(autouse=True)
-def _reroutes_settle(request):
-    """A test with a worker ends only when its reroutes have: the database flush must not race them."""
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A test with a worker ends only when the worker is idle: the database flush must not race it."""
+    if any(isinstance(value, Worker) for value in getattr(item, "funcargs", {}).values()):
+        workers_idle()
     yield
-    if not {"celery_worker", "worker"} & set(request.fixturenames):
-        return
-    from queues.models import Reroute
 
-    deadline = time.monotonic() + 20
-    while Reroute.objects.filter(status__in=Reroute.ACTIVE).exists() and time.monotonic() < deadline:
+
+def workers_idle(timeout: float = 30) -> None:
+    from queues.models import HandoverRun, Reroute
+    from sparkbot_dash.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy_rows = (Reroute.objects.filter(status__in=Reroute.ACTIVE).exists()
+                     or HandoverRun.objects.filter(ended_at__isnull=True).exists())
+        replies = app.control.inspect(timeout=0.3).active() or {}
+        if not busy_rows and not any(replies.values()):
+            return
         time.sleep(0.05)
 
 

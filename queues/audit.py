@@ -10,6 +10,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from django.db import connection, transaction
+
 from .models import AuditChainHead, Reroute, RerouteEvent
 
 GENESIS = "0" * 64
@@ -61,7 +63,21 @@ class ChainReport:
 
 
 def chain_verify(*, batch_size: int = 2000) -> ChainReport:
-    """Walk the chain from the oldest kept record; name the first record that breaks it."""
+    """Walk the chain from the oldest kept record; name the first record that breaks it.
+
+    On PostgreSQL the head, the records and their events are read in one snapshot, so that a
+    reroute ending or an archive run committing during the walk is not taken for tampering.
+    """
+    AuditChainHead.objects.get_or_create(pk=AuditChainHead.SINGLETON)
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return _chain_walk(batch_size)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return _chain_walk(batch_size)
+
+
+def _chain_walk(batch_size: int) -> ChainReport:
     head = _head()
     previous, expected_seq, checked = head.archived_last_hash, head.archived_through_seq + 1, 0
     unchained = Reroute.objects.filter(status__in=Reroute.ENDED, chain_seq__isnull=True).order_by("id").first()

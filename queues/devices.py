@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -17,8 +18,12 @@ from . import sparkbot
 from .sparkbot import Device, QueueStats
 
 logger = logging.getLogger(__name__)
-CACHE_KEY = "queues:device-list:v1"
-LOCK_KEY = "queues:device-list:lock"
+
+
+def _keys() -> tuple[str, str]:
+    """Cache keys of the device list and its lock, per SparkBot account (API URL)."""
+    account = hashlib.sha256(settings.SPARKBOT_API_URL.encode()).hexdigest()[:16]
+    return f"queues:device-list:v1:{account}", f"queues:device-list:lock:{account}"
 _options_html: dict[str, str] = {}
 
 
@@ -77,28 +82,29 @@ def _shared_device_list(*, refresh: bool) -> DeviceList:
     the others wait for its answer. A refresh accepts only a list completed after it
     was asked for, so concurrent refreshes share one walk too.
     """
+    cache_key, lock_key = _keys()
     newer_than = time.time() if refresh else 0.0
     deadline = time.monotonic() + settings.SPARKBOT_TIMEOUT * 3 + 5
     while True:
-        cached = _cache("get", CACHE_KEY)
+        cached = _cache("get", cache_key)
         if cached is not None and cached.fetched_at >= newer_than:
             return cached
-        if _cache("add", LOCK_KEY, "1", timeout=int(settings.SPARKBOT_TIMEOUT * 3) + 5):
+        if _cache("add", lock_key, "1", timeout=int(settings.SPARKBOT_TIMEOUT * 3) + 5):
             try:
-                return _walk_unless_cached(newer_than)
+                return _walk_unless_cached(cache_key, newer_than)
             finally:
-                _cache("delete", LOCK_KEY)
+                _cache("delete", lock_key)
         if time.monotonic() > deadline:
-            return _walk_unless_cached(newer_than)
+            return _walk_unless_cached(cache_key, newer_than)
         time.sleep(0.02)
 
 
-def _walk_unless_cached(newer_than: float) -> DeviceList:
-    cached = _cache("get", CACHE_KEY)
+def _walk_unless_cached(cache_key: str, newer_than: float) -> DeviceList:
+    cached = _cache("get", cache_key)
     if cached is not None and cached.fetched_at >= newer_than:
         return cached
     fresh = _walk()
-    _cache("set", CACHE_KEY, fresh, timeout=settings.SPARKBOT_DEVICE_CACHE_SECONDS)
+    _cache("set", cache_key, fresh, timeout=settings.SPARKBOT_DEVICE_CACHE_SECONDS)
     return fresh
 
 
@@ -107,7 +113,7 @@ def _walk() -> DeviceList:
 
 
 def device_list_forget() -> None:
-    cache.delete(CACHE_KEY)
+    cache.delete(_keys()[0])
 
 
 def queue_stats(*, device_id: str) -> QueueStats:

@@ -223,6 +223,9 @@ class HandoverPlan(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     pause_sources = models.BooleanField(
         default=False, help_text="Pause each source's queue before routing it, and set it back to active after.")
+    in_order = models.BooleanField(
+        default=False, help_text="Run the moves one after another, in the listed order (needed when a target "
+                                 "is also a source, e.g. A to B and B to C).")
     schedule = models.CharField(max_length=5, choices=Schedule.choices, default=Schedule.NONE)
     run_at = models.DateTimeField(null=True, blank=True, help_text="For a one-off schedule.")
     daily_time = models.TimeField(null=True, blank=True, help_text="For a daily schedule.")
@@ -271,6 +274,7 @@ class HandoverRun(models.Model):
     started_by_username = models.CharField(max_length=150, blank=True)
     trigger = models.CharField(max_length=8, choices=Trigger.choices, default=Trigger.MANUAL)
     pause_sources = models.BooleanField(default=False)
+    in_order = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     created_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
@@ -280,3 +284,32 @@ class HandoverRun(models.Model):
 
     def __str__(self):
         return f"{self.plan_name} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class HandoverRunItem(models.Model):
+    """One move of a run: waiting for its turn (or for its busy source), then its latest reroute."""
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        STARTED = "started", "Started"
+        CANCELLED = "cancelled", "Cancelled"
+        SKIPPED = "skipped", "Skipped"
+
+    run = models.ForeignKey(HandoverRun, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    source_id = models.CharField(max_length=24)
+    source_alias = models.CharField(max_length=300)
+    source_phone = models.CharField(max_length=40, blank=True)
+    target_id = models.CharField(max_length=24)
+    target_alias = models.CharField(max_length=300)
+    target_phone = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
+    waiting_reason = models.CharField(max_length=300, blank=True)
+    tries = models.PositiveSmallIntegerField(default=0)
+    reroute = models.ForeignKey(Reroute, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["run", "position"]
+
+    def __str__(self):
+        return f"{self.source_alias} → {self.target_alias}"

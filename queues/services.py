@@ -37,12 +37,13 @@ class SourceBusy(Exception):
 
 def reroute_request(
     *, source: Device, target: Device, note: str, user, origin: str = Reroute.Origin.WEB,
-    idempotency_key: uuid.UUID | None = None,
+    idempotency_key: uuid.UUID | None = None, username: str = "", handover_run=None,
 ) -> Reroute:
     """Record a reroute (status queued) and hand it to a worker once the row is committed.
 
     The same idempotency key always yields the same reroute; a source with a reroute
-    already queued or running raises SourceBusy.
+    already queued or running raises SourceBusy. `username` names who asked when no
+    user did (a scheduled handover).
     """
     key = idempotency_key or uuid.uuid4()
     existing = Reroute.objects.filter(idempotency_key=key).first()
@@ -51,8 +52,8 @@ def reroute_request(
     try:
         with transaction.atomic():
             reroute = Reroute.objects.create(
-                requested_by=user, requested_by_username=user.get_username(), origin=origin,
-                idempotency_key=key, note=note,
+                requested_by=user, requested_by_username=username or user.get_username(), origin=origin,
+                idempotency_key=key, note=note, handover_run=handover_run,
                 source_id=source.id, source_alias=source.alias, source_phone=source.phone,
                 target_id=target.id, target_alias=target.alias, target_phone=target.phone,
                 search_text=search_text(note, source, target),
@@ -143,18 +144,18 @@ def _route(reroute: Reroute) -> None:
     routing, so an attempt after a lost one finds an empty queue instead of routing twice.
     """
     client = sparkbot.client()
+    if _pauses_source(reroute) and reroute.routed_at is None:
+        _call(reroute, "pause the queue of the source", lambda: client.queue_set_status(reroute.source_id, "pause"))
     if reroute.routed_at is None:
-        now = _call(reroute, "read the queue of the source", lambda: client.queue_stats(reroute.source_id)[0])
-        if reroute.stats_before is None:
-            _save(reroute, stats_before=_stats_dict(now))
+        now = _call(reroute, "read the queue of the source", lambda: client.queue_stats(reroute.source_id)[0],
+                    record=lambda stats: {} if reroute.stats_before else {"stats_before": _stats_dict(stats)})
         if now.total == 0:
             _finish_empty(reroute, now)
             return
-        reply = _call(reroute, "route the queue", lambda: client.route_queue(reroute.source_id, reroute.target_id))
-        _save(reroute, routed_at=timezone.now(), api_reply=reply.data)
+        _call(reroute, "route the queue", lambda: client.route_queue(reroute.source_id, reroute.target_id),
+              record=lambda reply: {"routed_at": timezone.now(), "api_reply": reply.data})
     after = _call(reroute, "read the queue again", lambda: client.queue_stats(reroute.source_id)[0])
-    _save(reroute, stats_after=_stats_dict(after))
-    _finish_succeeded(reroute, moved=_moved(reroute.stats_before, after))
+    _finish_succeeded(reroute, moved=_moved(reroute.stats_before, after), stats_after=_stats_dict(after))
 
 
 def _finish_empty(reroute: Reroute, now: QueueStats) -> None:
@@ -162,12 +163,13 @@ def _finish_empty(reroute: Reroute, now: QueueStats) -> None:
         _event(reroute, Kind.RECOVERED,
                f"The queue of {reroute.source_alias} is empty now: the route call of an earlier, "
                "interrupted attempt went through. It is not routed again.")
-    _save(reroute, stats_after=_stats_dict(now))
-    _finish_succeeded(reroute, moved=_moved(reroute.stats_before, now))
+    _finish_succeeded(reroute, moved=_moved(reroute.stats_before, now), stats_after=_stats_dict(now))
 
 
-def _call(reroute: Reroute, what: str, call: Callable[[], Any]) -> Any:
-    """Make one SparkBot call, recording its duration and answer as an event."""
+def _call(reroute: Reroute, what: str, call: Callable[[], Any],
+          record: Callable[[Any], dict] = lambda result: {}) -> Any:
+    """Make one SparkBot call; record its duration and answer as an event, with `record(result)`'s
+    fields of the reroute saved in the same transaction."""
     started = time.perf_counter()
     try:
         result = call()
@@ -180,7 +182,11 @@ def _call(reroute: Reroute, what: str, call: Callable[[], Any]) -> Any:
         raise
     seconds = time.perf_counter() - started
     reroute.sparkbot_seconds += seconds
-    _event(reroute, Kind.CALL, f"SparkBot answered: {what}.", {"what": what, "ms": round(seconds * 1000, 1)})
+    fields = record(result)
+    with transaction.atomic():
+        _event(reroute, Kind.CALL, f"SparkBot answered: {what}.", {"what": what, "ms": round(seconds * 1000, 1)})
+        if fields:
+            _save(reroute, **fields)
     return result
 
 
@@ -236,16 +242,33 @@ def reroute_retry_scheduled(*, reroute_id: int, attempt: int, wait: float) -> No
 # Ending ---------------------------------------------------------------------------------
 
 
-def _finish_succeeded(reroute: Reroute, *, moved: int | None) -> None:
-    _end(reroute, Reroute.Status.SUCCEEDED, {"messages_moved": moved}, messages_moved=moved)
+def _finish_succeeded(reroute: Reroute, *, moved: int | None, **fields) -> None:
+    _end(reroute, Reroute.Status.SUCCEEDED, {"messages_moved": moved}, messages_moved=moved, **fields)
 
 
 def _finish_failed(reroute: Reroute, code: str, sentence: str) -> None:
     _end(reroute, Reroute.Status.FAILED, {"error": code}, error_code=code, error_message=sentence)
 
 
+def _pauses_source(reroute: Reroute) -> bool:
+    return reroute.handover_run_id is not None and reroute.handover_run.pause_sources
+
+
+def _resume_source(reroute: Reroute) -> None:
+    """A handover that paused the source sets it back to active, whatever the outcome."""
+    if not _pauses_source(reroute):
+        return
+    try:
+        _call(reroute, "set the queue of the source back to active",
+              lambda: sparkbot.client().queue_set_status(reroute.source_id, "active"))
+    except SparkBotError as error:
+        _event(reroute, Kind.CALL, f"The queue of {reroute.source_label} is still paused: "
+               f"{error.sentence(reroute.source_label, reroute.target_label)} Set it to active in SparkBot.")
+
+
 def _end(reroute: Reroute, status: str, detail: dict, **fields) -> None:
     """End the reroute: its last event, then its place in the audit chain, in one transaction."""
+    _resume_source(reroute)
     with transaction.atomic():
         for name, value in {"status": status, "ended_at": timezone.now(), **fields}.items():
             setattr(reroute, name, value)
@@ -253,6 +276,22 @@ def _end(reroute: Reroute, status: str, detail: dict, **fields) -> None:
         audit.chain_append(reroute)
         _save(reroute, status=status, ended_at=reroute.ended_at, chain_seq=reroute.chain_seq,
               chain_hash=reroute.chain_hash, **fields)
+        transaction.on_commit(lambda: _handovers_notify(reroute), robust=True)
+
+
+def _handovers_notify(reroute: Reroute) -> None:
+    """A reroute ended: move on its handover, and any handover waiting for its source.
+
+    Its own handover moves on here and now, saving a trip through the task queue per move;
+    the periodic tick covers this process dying first.
+    """
+    from . import handovers  # handovers import this module
+    from .tasks import handover_advance
+
+    if reroute.handover_run_id:
+        handovers.handover_advance(run_id=reroute.handover_run_id)
+    for run_id in set(handovers.handover_runs_waiting_for(source_id=reroute.source_id)) - {reroute.handover_run_id}:
+        handover_advance.delay(run_id)
 
 
 def reroutes_sweep() -> dict[str, int]:

@@ -336,6 +336,12 @@ class SparkBotClient:
         reply = self._call("GET", f"devices/{_checked(device_id)}/queue", device_id=device_id)
         return QueueStats.from_api(reply.data), reply
 
+    def queue_set_status(self, device_id: str, status: str) -> QueueStats:
+        """Set Queue Status: active, pause, reject or freeze."""
+        reply = self._call("POST", f"devices/{_checked(device_id)}/queue", json={"status": status},
+                           device_id=device_id)
+        return QueueStats.from_api(reply.data)
+
     def route_queue(self, source_id: str, target_id: str) -> Reply:
         return self._call(
             "PATCH", f"devices/{_checked(source_id)}/queue",

@@ -3,7 +3,7 @@
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from . import services, sparkbot
+from . import handovers, services, sparkbot
 
 
 @worker_process_init.connect
@@ -22,3 +22,13 @@ def reroute_run(reroute_id: int, attempt: int = 1) -> None:
 @shared_task(ignore_result=True)
 def reroutes_sweep() -> dict:
     return services.reroutes_sweep()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def handover_advance(run_id: int) -> None:
+    handovers.handover_advance(run_id=run_id)
+
+
+@shared_task(ignore_result=True)
+def handovers_tick() -> dict:
+    return handovers.handovers_tick()

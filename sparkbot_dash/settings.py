@@ -166,6 +166,8 @@ SPARKBOT_RETRY_MAX_SECONDS = env_float("SPARKBOT_RETRY_MAX_SECONDS", 60.0)
 REROUTE_SWEEP_SECONDS = env_float("REROUTE_SWEEP_SECONDS", 15.0, minimum=1)
 REROUTE_REQUEUE_AFTER_SECONDS = env_int("REROUTE_REQUEUE_AFTER_SECONDS", 30, minimum=1)
 REROUTE_STUCK_AFTER_SECONDS = env_int("REROUTE_STUCK_AFTER_SECONDS", 300, minimum=10)
+# Days an ended reroute stays in the database before `archive_reroutes` moves it to an archive file (0 = forever).
+REROUTE_RETENTION_DAYS = env_int("REROUTE_RETENTION_DAYS", 0)
 # A live attempt makes at most four calls, and waits at most SPARKBOT_RETRY_MAX_SECONDS
 # before the next: it must never look stuck.
 _LONGEST_SILENCE = 4 * SPARKBOT_TIMEOUT + SPARKBOT_RETRY_MAX_SECONDS + 5
@@ -174,8 +176,13 @@ if REROUTE_STUCK_AFTER_SECONDS < _LONGEST_SILENCE:
         f"REROUTE_STUCK_AFTER_SECONDS must be at least {_LONGEST_SILENCE:g} (4 x SPARKBOT_TIMEOUT + "
         "SPARKBOT_RETRY_MAX_SECONDS + 5), or a live reroute could be taken for a dead one."
     )
+# Shift handovers: how many moves of one run go at once, and how often scheduled plans
+# are checked (and running handovers nudged).
+HANDOVER_CONCURRENCY = env_int("HANDOVER_CONCURRENCY", 5, minimum=1)
+HANDOVER_TICK_SECONDS = env_float("HANDOVER_TICK_SECONDS", 10.0, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sweep-lost-reroutes": {"task": "queues.tasks.reroutes_sweep", "schedule": REROUTE_SWEEP_SECONDS},
+    "handovers-tick": {"task": "queues.tasks.handovers_tick", "schedule": HANDOVER_TICK_SECONDS},
 }
 
 LOGGING = {

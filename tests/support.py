@@ -1,6 +1,7 @@
 """Real parts for tests and benchmarks: the sandbox's control API and a Celery worker process."""
 
 import os
+from contextlib import contextmanager
 import signal
 import subprocess
 import sys
@@ -76,15 +77,17 @@ def database_url_in_use() -> str:
 class Worker:
     """A real `celery worker` process (with beat, the sweeper's clock, when asked)."""
 
-    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, beat: bool = False, loglevel: str = "INFO"):
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, beat: bool = False, loglevel: str = "INFO",
+                 pool: str = "prefork"):
         self.env, self.log_path, self.concurrency, self.beat, self.loglevel = env, log_path, concurrency, beat, loglevel
+        self.pool = pool
         self.process = None
 
     def start(self, timeout: float = 30):
         self.log = open(self.log_path, "ab")
         ready_before = self.log_path.read_bytes().count(b" ready.")
         command = [sys.executable, "-m", "celery", "-A", "sparkbot_dash", "worker", "--loglevel", self.loglevel,
-                   "--concurrency", str(self.concurrency), "--without-gossip", "--without-mingle",
+                   "--concurrency", str(self.concurrency), "--pool", self.pool, "--without-gossip", "--without-mingle",
                    "--without-heartbeat"]
         if self.beat:
             command += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
@@ -154,3 +157,24 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def sparkbot_settings(**overrides):
+    """Point this process's SparkBot client (and its device cache) elsewhere for a while."""
+    from django.conf import settings
+
+    from queues import devices, sparkbot
+
+    original = {name: getattr(settings, name) for name in overrides}
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    sparkbot.client_reset()
+    devices.device_list_forget()
+    try:
+        yield
+    finally:
+        for name, value in original.items():
+            setattr(settings, name, value)
+        sparkbot.client_reset()
+        devices.device_list_forget()

@@ -1,5 +1,6 @@
 """All input validation, one module per capability."""
 
+from .history import HistoryFilterForm
 from .reroute import CHOOSE, GONE, QueueStatsQuery, RerouteForm
 
-__all__ = ["CHOOSE", "GONE", "QueueStatsQuery", "RerouteForm"]
+__all__ = ["CHOOSE", "GONE", "HistoryFilterForm", "QueueStatsQuery", "RerouteForm"]

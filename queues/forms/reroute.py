@@ -19,8 +19,10 @@ class DeviceChoiceField(forms.CharField):
         super().__init__(max_length=24, error_messages={"required": CHOOSE}, **kwargs)
         self.devices = devices
 
-    def clean(self, value) -> Device:
+    def clean(self, value) -> Device | None:
         device_id = super().clean(value).strip().lower()
+        if not device_id and not self.required:
+            return None
         if not DEVICE_ID.match(device_id):
             raise forms.ValidationError(CHOOSE, code="invalid")
         device = self.devices.get(device_id)

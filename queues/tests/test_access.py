@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 from django.urls import URLResolver, get_resolver
 
-from queues import devices, services
-from queues.models import Reroute
+from queues import devices, handovers, services
+from queues.models import HandoverPlan, Reroute
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +99,60 @@ MATRIX = {
         Row("GET", "/reroutes/{other}/", answers(no_role=403, lead=403, manager=200), htmx=True),
         Row("POST", "/reroutes/{own}/", answers(no_role=405, lead=405)),
     ],
+    # The history: reading every reroute needs view_all_reroutes; exporting it needs export_reroutes.
+    "queues:history": [
+        Row("GET", "/history/", answers(no_role=403, lead=403, manager=200)),
+        Row("GET", "/history/?status=failed&before={own}", answers(no_role=403, lead=403, manager=200), htmx=True),
+        Row("GET", "/history/?q=x&device=nope", answers(no_role=403, lead=403, manager=200)),  # explained on the form
+        Row("POST", "/history/", answers(no_role=405, lead=405)),
+    ],
+    "queues:history_export_csv": [
+        Row("GET", "/history/export.csv", answers(no_role=403, lead=403, manager=403, admin=200)),
+        Row("GET", "/history/export.csv?q=x", answers(no_role=403, lead=403, manager=403, admin=400)),
+        Row("POST", "/history/export.csv", answers(no_role=405, lead=405)),
+    ],
+    "queues:history_export_jsonl": [
+        Row("GET", "/history/export.jsonl?status=queued", answers(no_role=403, lead=403, manager=403, admin=200)),
+        Row("GET", "/history/export.jsonl?status=lost", answers(no_role=403, lead=403, manager=403, admin=400)),
+        Row("POST", "/history/export.jsonl", answers(no_role=405, lead=405)),
+    ],
+    # Shift handovers: queues.run_handover (shift managers and admins).
+    "queues:handovers": [
+        Row("GET", "/handovers/", answers(no_role=403, lead=403, manager=200)),
+        Row("POST", "/handovers/", answers(no_role=405, lead=405)),
+    ],
+    "queues:handover_plan_new": [
+        Row("GET", "/handovers/plans/new/", answers(no_role=403, lead=403, manager=200)),
+        Row("POST", "/handovers/plans/new/", answers(no_role=403, lead=403, manager=200)),  # empty form: errors
+    ],
+    "queues:handover_plan": [
+        Row("GET", "/handovers/plans/{plan}/", answers(no_role=403, lead=403, manager=200)),
+        Row("POST", "/handovers/plans/{plan}/", answers(no_role=403, lead=403, manager=200)),  # empty form: errors
+    ],
+    "queues:handover_plan_copy": [
+        Row("POST", "/handovers/plans/{plan}/copy/", answers(no_role=403, lead=403, manager="/handovers/plans/")),
+        Row("GET", "/handovers/plans/{plan}/copy/", answers(no_role=405, lead=405)),
+    ],
+    "queues:handover_plan_delete": [
+        Row("GET", "/handovers/plans/{plan}/delete/", answers(no_role=403, lead=403, manager=200)),
+        Row("POST", "/handovers/plans/{plan}/delete/", answers(no_role=403, lead=403, manager="/handovers/")),
+    ],
+    "queues:handover_plan_run": [
+        Row("POST", "/handovers/plans/{plan}/run/", answers(no_role=403, lead=403, manager="/handovers/runs/")),
+        Row("GET", "/handovers/plans/{plan}/run/", answers(no_role=405, lead=405)),
+    ],
+    "queues:handover_run": [
+        Row("GET", "/handovers/runs/{run}/", answers(no_role=403, lead=403, manager=200)),
+        Row("GET", "/handovers/runs/{run}/", answers(no_role=403, lead=403, manager=200), htmx=True),
+    ],
+    "queues:handover_run_retry": [
+        Row("POST", "/handovers/runs/{run}/retry/", answers(no_role=403, lead=403, manager="/handovers/runs/")),
+        Row("GET", "/handovers/runs/{run}/retry/", answers(no_role=405, lead=405)),
+    ],
+    "queues:handover_run_cancel": [
+        Row("POST", "/handovers/runs/{run}/cancel/", answers(no_role=403, lead=403, manager="/handovers/runs/")),
+        Row("GET", "/handovers/runs/{run}/cancel/", answers(no_role=405, lead=405)),
+    ],
 }
 
 
@@ -135,7 +189,10 @@ def site(sandbox, make_user, lead, django_capture_on_commit_callbacks):
         own = services.reroute_request(source=found.get(SALES_3), target=found.get(SALES_4), note="own", user=lead)
         other = services.reroute_request(source=found.get(SALES_2), target=found.get(SALES_1), note="other",
                                          user=other_lead)
-    return {"own": own.pk, "other": other.pk, "event": own.events.get().pk}
+    plan = handovers.plan_save(plan=HandoverPlan(name="Night to Day"), pairs=[(SALES_1, SALES_2)], user=None)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = handovers.handover_start(plan=plan, user=None)
+    return {"own": own.pk, "other": other.pk, "event": own.events.get().pk, "plan": plan.pk, "run": run.pk}
 
 
 def visitor_user(visitor: str, make_user, lead):

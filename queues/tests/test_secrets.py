@@ -12,13 +12,10 @@ import uuid
 
 import pytest
 from django.apps import apps
-from django.conf import settings
-
-from queues import devices, sparkbot
 from queues.models import Reroute
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
 from sparkbot_sandbox.state import SandboxState
-from tests.support import WORKER_SETTINGS, Sandbox, Worker, database_url_in_use
+from tests.support import WORKER_SETTINGS, Sandbox, Worker, database_url_in_use, sparkbot_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CANARY = "sk-canary-" + "7f3a9c2e51b84d06" * 3  # easy to find, 30 to 200 characters
@@ -45,15 +42,9 @@ def canary_worker(broker, canary_sandbox, django_db_setup, django_db_blocker, tm
 
 @pytest.fixture
 def canary_settings(canary_sandbox):
-    original = settings.SPARKBOT_API_KEY, settings.SPARKBOT_API_URL
-    settings.SPARKBOT_API_KEY, settings.SPARKBOT_API_URL = CANARY, canary_sandbox.api_url
-    sparkbot.client_reset()
-    devices.device_list_forget()
     canary_sandbox.reset()
-    yield canary_sandbox
-    settings.SPARKBOT_API_KEY, settings.SPARKBOT_API_URL = original
-    sparkbot.client_reset()
-    devices.device_list_forget()
+    with sparkbot_settings(SPARKBOT_API_KEY=CANARY, SPARKBOT_API_URL=canary_sandbox.api_url):
+        yield canary_sandbox
 
 
 def every_row_as_text() -> str:

@@ -11,6 +11,7 @@ from .. import devices, services
 from ..forms import QueueStatsQuery, RerouteForm
 from ..models import Reroute
 from ..sparkbot import SparkBotError
+from .history import story_context
 
 HTMX_STOP_POLLING = 286
 can_reroute = permission_required("queues.add_reroute", raise_exception=True)
@@ -21,7 +22,7 @@ def can_read(user, reroute: Reroute) -> bool:
     return reroute.requested_by_id == user.pk or user.has_perm("queues.view_all_reroutes")
 
 
-def _load_devices(*, refresh: bool = False):
+def load_devices(*, refresh: bool = False):
     """(device list, None) or (None, the sentence saying why SparkBot's list is missing)."""
     try:
         return devices.device_list(refresh=refresh), None
@@ -32,7 +33,7 @@ def _load_devices(*, refresh: bool = False):
 @require_http_methods(["GET", "POST"])
 @can_reroute
 def reroute(request):
-    device_list, devices_error = _load_devices()
+    device_list, devices_error = load_devices()
     if device_list is None:
         return render(request, "queues/reroute.html", {"devices_error": devices_error}, status=503)
     form = RerouteForm(request.POST or None, devices=device_list)
@@ -70,7 +71,7 @@ def _busy_message(active: Reroute) -> str:
 @require_POST
 @can_reroute
 def devices_refresh(request):
-    device_list, devices_error = _load_devices(refresh=True)
+    device_list, devices_error = load_devices(refresh=True)
     if not request.htmx:
         return redirect("queues:reroute")
     if device_list is None:
@@ -82,7 +83,7 @@ def devices_refresh(request):
 @require_GET
 @can_reroute
 def queue_stats(request):
-    device_list, devices_error = _load_devices()
+    device_list, devices_error = load_devices()
     if device_list is None:
         return render(request, "queues/_queue_stats.html", {"error": devices_error})
     query = QueueStatsQuery(request.GET, devices=device_list)
@@ -101,7 +102,7 @@ def reroute_detail(request, pk: int):
     reroute = get_object_or_404(Reroute, pk=pk)
     if not can_read(request.user, reroute):
         raise PermissionDenied
-    context = {"reroute": reroute, "events": reroute.events.all()}
+    context = story_context(request, reroute, full_page=not request.htmx)
     if request.htmx:
         status = 200 if reroute.is_active else HTMX_STOP_POLLING
         return render(request, "queues/_reroute_status.html", context, status=status)

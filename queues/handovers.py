@@ -1,0 +1,251 @@
+"""Shift handovers: every write for plans and runs, and the progress of a run.
+
+A run turns each pair of its plan into an item; `handover_advance` starts the items'
+reroutes (origin handover) as slots free up, at most HANDOVER_CONCURRENCY at once (one
+at a time, in order, for a plan that asks for it). It is called when a run starts, when
+one of its reroutes ends, when a reroute of a source it waits for ends, and by the
+periodic tick; it may run any number of times.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from . import devices, services
+from .models import HandoverPair, HandoverPlan, HandoverRun, HandoverRunItem, Reroute
+from .sparkbot import Device
+
+Item = HandoverRunItem.Status
+SCHEDULER = "schedule"
+
+
+# Plans ----------------------------------------------------------------------------------
+
+
+def plan_save(*, plan: HandoverPlan, pairs: list[tuple[str, str]], user) -> HandoverPlan:
+    """Save a plan and replace its pairs (source id, target id) in the given order."""
+    with transaction.atomic():
+        if plan.pk is None:
+            plan.created_by = user
+        plan.next_run_at = next_run_time(plan=plan, now=timezone.now())
+        plan.save()
+        plan.pairs.all().delete()
+        HandoverPair.objects.bulk_create(
+            HandoverPair(plan=plan, position=n, source_id=source, target_id=target)
+            for n, (source, target) in enumerate(pairs, start=1)
+        )
+    return plan
+
+
+def plan_copy(*, plan: HandoverPlan, user) -> HandoverPlan:
+    name = _free_name(f"Copy of {plan.name}")
+    copy = HandoverPlan(name=name, pause_sources=plan.pause_sources, in_order=plan.in_order,
+                        time_zone=plan.time_zone)  # a copy runs only when told: no schedule
+    pairs = list(plan.pairs.values_list("source_id", "target_id"))
+    return plan_save(plan=copy, pairs=pairs, user=user)
+
+
+def _free_name(name: str) -> str:
+    candidate, n = name[:100], 2
+    while HandoverPlan.objects.filter(name=candidate).exists():
+        candidate, n = f"{name[:95]} ({n})", n + 1
+    return candidate
+
+
+def plan_delete(*, plan: HandoverPlan) -> None:
+    plan.delete()  # its runs keep their report (plan set to NULL, name copied)
+
+
+def next_run_time(*, plan: HandoverPlan, now: datetime) -> datetime | None:
+    """When the plan's schedule next fires after `now`, or None."""
+    if plan.schedule == HandoverPlan.Schedule.ONCE:
+        return plan.run_at if plan.run_at and plan.run_at > now else None
+    if plan.schedule == HandoverPlan.Schedule.DAILY and plan.daily_time:
+        zone = ZoneInfo(plan.time_zone)
+        local_now = now.astimezone(zone)
+        for days in (0, 1, 2):  # two days ahead covers a skipped local time at a DST change
+            day = (local_now + timedelta(days=days)).date()
+            candidate = datetime.combine(day, plan.daily_time, tzinfo=zone)
+            if candidate > local_now:
+                return candidate.astimezone(ZoneInfo("UTC"))
+    return None
+
+
+# Runs -----------------------------------------------------------------------------------
+
+
+def handover_start(*, plan: HandoverPlan, user, trigger: str = HandoverRun.Trigger.MANUAL) -> HandoverRun:
+    """Start a run of the plan now: one item per pair, then the first reroutes."""
+    device_list = devices.device_list()
+    with transaction.atomic():
+        run = HandoverRun.objects.create(
+            plan=plan, plan_name=plan.name, started_by=user,
+            started_by_username=user.get_username() if user else SCHEDULER,
+            trigger=trigger, pause_sources=plan.pause_sources, in_order=plan.in_order,
+        )
+        HandoverRunItem.objects.bulk_create(_item(run, pair, device_list) for pair in plan.pairs.all())
+        transaction.on_commit(lambda: _enqueue_advance(run.pk))
+    return run
+
+
+def _item(run: HandoverRun, pair: HandoverPair, device_list) -> HandoverRunItem:
+    source, target = device_list.get(pair.source_id), device_list.get(pair.target_id)
+    item = HandoverRunItem(run=run, position=pair.position, source_id=pair.source_id, target_id=pair.target_id,
+                           source_alias=source.alias if source else pair.source_id,
+                           source_phone=source.phone if source else "",
+                           target_alias=target.alias if target else pair.target_id,
+                           target_phone=target.phone if target else "")
+    missing = [d for d, found in ((pair.source_id, source), (pair.target_id, target)) if found is None]
+    if missing:
+        item.status = Item.SKIPPED
+        item.waiting_reason = (f"{', '.join(missing)} is no longer a SparkBot device; "
+                               "edit the plan and choose another number.")
+    return item
+
+
+def _enqueue_advance(run_id: int) -> None:
+    from .tasks import handover_advance  # tasks import this module
+
+    handover_advance.delay(run_id)
+
+
+def handover_advance(*, run_id: int) -> None:
+    """Start as many waiting items as the run's free slots allow; end the run when all are done."""
+    with transaction.atomic():
+        run = HandoverRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            return
+        active = run.items.filter(status=Item.STARTED, reroute__status__in=Reroute.ACTIVE).count()
+        if run.status == HandoverRun.Status.RUNNING:
+            active += _start_waiting(run, slots=(1 if run.in_order else settings.HANDOVER_CONCURRENCY) - active)
+        waiting = run.items.filter(status=Item.WAITING).exists()
+        if not active and (not waiting or run.status != HandoverRun.Status.RUNNING) and run.ended_at is None:
+            if run.status == HandoverRun.Status.RUNNING:
+                run.status = HandoverRun.Status.FINISHED
+            run.ended_at = timezone.now()
+            run.save(update_fields=["status", "ended_at"])
+
+
+def _start_waiting(run: HandoverRun, *, slots: int) -> int:
+    """Start waiting items in order, skipping those whose source is busy; how many started."""
+    started = 0
+    if slots <= 0:
+        return started
+    for item in run.items.filter(status=Item.WAITING).order_by("position").iterator(chunk_size=100):
+        if _start_item(run, item):
+            started += 1
+            if started == slots:
+                break
+        elif run.in_order:
+            break  # the next move may not overtake this one
+    return started
+
+
+def _start_item(run: HandoverRun, item: HandoverRunItem) -> bool:
+    source = Device(id=item.source_id, alias=item.source_alias, phone=item.source_phone, status="", session_status="")
+    target = Device(id=item.target_id, alias=item.target_alias, phone=item.target_phone, status="", session_status="")
+    try:
+        reroute = services.reroute_request(
+            source=source, target=target, note=f"Handover “{run.plan_name}”", user=run.started_by,
+            username=run.started_by_username, origin=Reroute.Origin.HANDOVER, handover_run=run,
+            idempotency_key=uuid.uuid5(uuid.NAMESPACE_URL, f"handover-run/{run.pk}/{item.position}/{item.tries}"),
+        )
+    except services.SourceBusy as busy:
+        item.waiting_reason = (f"Waiting for {item.source_alias}: reroute #{busy.active.pk} of this number "
+                               "is still in progress.")
+        item.save(update_fields=["waiting_reason"])
+        return False
+    item.status, item.reroute, item.tries, item.waiting_reason = Item.STARTED, reroute, item.tries + 1, ""
+    item.save(update_fields=["status", "reroute", "tries", "waiting_reason"])
+    return True
+
+
+def handover_retry_failed(*, run: HandoverRun) -> int:
+    """Give every failed move of the run a new reroute; returns how many."""
+    with transaction.atomic():
+        run = HandoverRun.objects.select_for_update().get(pk=run.pk)
+        failed = run.items.filter(status=Item.STARTED, reroute__status=Reroute.Status.FAILED)
+        count = failed.update(status=Item.WAITING, waiting_reason="Retrying.")
+        if count:
+            run.status, run.ended_at = HandoverRun.Status.RUNNING, None
+            run.save(update_fields=["status", "ended_at"])
+            transaction.on_commit(lambda: _enqueue_advance(run.pk))
+    return count
+
+
+def handover_cancel(*, run: HandoverRun, user) -> int:
+    """Cancel the moves not started yet (started ones finish); returns how many."""
+    with transaction.atomic():
+        run = HandoverRun.objects.select_for_update().get(pk=run.pk)
+        count = run.items.filter(status=Item.WAITING).update(
+            status=Item.CANCELLED, waiting_reason=f"Cancelled by {user.get_username()}.")
+        if run.status == HandoverRun.Status.RUNNING:
+            run.status = HandoverRun.Status.CANCELLED
+            run.save(update_fields=["status"])
+        transaction.on_commit(lambda: _enqueue_advance(run.pk))
+    return count
+
+
+def handover_runs_waiting_for(*, source_id: str) -> list[int]:
+    return list(HandoverRunItem.objects.filter(
+        source_id=source_id, status=Item.WAITING, run__status=HandoverRun.Status.RUNNING,
+    ).values_list("run_id", flat=True).distinct())
+
+
+def handovers_tick(*, now: datetime | None = None) -> dict[str, int]:
+    """The periodic tick: start the plans whose time has come, and nudge running runs."""
+    now = now or timezone.now()
+    started = 0
+    for plan_id in HandoverPlan.objects.filter(next_run_at__lte=now).values_list("pk", flat=True):
+        started += _start_if_due(plan_id=plan_id, now=now)
+    running = list(HandoverRun.objects.filter(status=HandoverRun.Status.RUNNING).values_list("pk", flat=True))
+    for run_id in running:
+        _enqueue_advance(run_id)
+    return {"started": started, "nudged": len(running)}
+
+
+def _start_if_due(*, plan_id: int, now: datetime) -> int:
+    with transaction.atomic():
+        plan = HandoverPlan.objects.select_for_update(skip_locked=True).filter(
+            pk=plan_id, next_run_at__lte=now).first()
+        if plan is None:
+            return 0  # another tick took it
+        plan.next_run_at = next_run_time(plan=plan, now=max(now, plan.next_run_at))
+        plan.save(update_fields=["next_run_at"])
+        handover_start(plan=plan, user=None, trigger=HandoverRun.Trigger.SCHEDULE)
+    return 1
+
+
+# Progress -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    done: int
+    succeeded: int
+    failed: int
+    messages_moved: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 100
+
+
+def run_progress(*, run: HandoverRun, items: list[HandoverRunItem]) -> Progress:
+    reroutes = [i.reroute for i in items if i.status == Item.STARTED and i.reroute]
+    archived = sum(1 for i in items if i.status == Item.STARTED and i.reroute is None)  # see queues/retention.py
+    succeeded = sum(1 for r in reroutes if r.status == Reroute.Status.SUCCEEDED)
+    failed = sum(1 for r in reroutes if r.status == Reroute.Status.FAILED)
+    not_run = sum(1 for i in items if i.status in (Item.CANCELLED, Item.SKIPPED)) + archived
+    moved = run.reroutes.aggregate(total=Sum("messages_moved"))["total"] or 0
+    return Progress(total=len(items), done=succeeded + failed + not_run, succeeded=succeeded, failed=failed,
+                    messages_moved=moved)

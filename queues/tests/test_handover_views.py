@@ -1,0 +1,107 @@
+"""Handover plans in the browser's terms: the forms, their messages, copy, delete, run, the run page."""
+
+import pytest
+
+from queues import handovers
+from queues.models import HandoverPlan, HandoverRun
+from sparkbot_sandbox.seed import DISABLED_DEVICE, SALES_1, SALES_2, SALES_3, SALES_4
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def manager_client(client, manager):
+    client.force_login(manager)
+    return client
+
+
+def plan_form(pairs, *, name="Night to Day", total=None, **fields) -> dict:
+    data = {"name": name, "schedule": "none", "time_zone": "UTC", "pairs-TOTAL_FORMS": str(total or len(pairs)),
+            "pairs-INITIAL_FORMS": "0", "pairs-MIN_NUM_FORMS": "0", "pairs-MAX_NUM_FORMS": "1000", **fields}
+    for n, (source, target) in enumerate(pairs):
+        data[f"pairs-{n}-source"], data[f"pairs-{n}-target"] = source, target
+    return data
+
+
+def test_it_creates_a_plan_from_pairs_of_numbers(manager_client, sandbox, manager):
+    page = manager_client.get("/handovers/plans/new/")
+    assert page.status_code == 200 and page.content.decode().count('<select id="id_pairs-') == 10
+    response = manager_client.post("/handovers/plans/new/", plan_form(
+        [(SALES_1, SALES_4), (SALES_3, SALES_4), ("", "")], pause_sources="on"))
+    assert response.status_code == 302 and response["Location"] == "/handovers/"
+    plan = HandoverPlan.objects.get()
+    assert (plan.name, plan.pause_sources, plan.created_by) == ("Night to Day", True, manager)
+    assert list(plan.pairs.values_list("position", "source_id", "target_id")) == [
+        (1, SALES_1, SALES_4), (2, SALES_3, SALES_4)]
+
+
+@pytest.mark.parametrize("pairs, extra, message", [
+    ([(SALES_1, SALES_1)], {}, "A number cannot hand its queue to itself."),
+    ([(SALES_1, SALES_4), (SALES_1, SALES_2)], {}, "appears as a source more than once"),
+    ([(SALES_1, SALES_2), (SALES_2, SALES_3)], {}, "both receives and hands over a queue"),
+    ([(SALES_1, "")], {}, "Choose both numbers of the pair, or neither."),
+    ([("65a000000000000000000999", SALES_4)], {}, "no longer in SparkBot&#x27;s device list"),
+    ([(SALES_1, DISABLED_DEVICE)], {}, "cannot receive a queue"),
+    ([("", "")], {}, "Add at least one pair of numbers."),
+    ([(SALES_1, SALES_4)], {"schedule": "daily"}, "Give the time of day to run this plan."),
+    ([(SALES_1, SALES_4)], {"schedule": "once", "run_at": "2001-01-01T06:00"}, "This time has passed"),
+])
+def test_it_explains_what_is_wrong_with_a_plan_and_saves_nothing(manager_client, sandbox, pairs, extra, message):
+    response = manager_client.post("/handovers/plans/new/", plan_form(pairs, **extra))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not HandoverPlan.objects.exists()
+
+
+def test_it_accepts_a_chain_when_the_plan_runs_in_order(manager_client, sandbox):
+    response = manager_client.post("/handovers/plans/new/", plan_form([(SALES_2, SALES_3), (SALES_1, SALES_2)],
+                                                                      in_order="on"))
+    assert response.status_code == 302 and HandoverPlan.objects.get().in_order
+
+
+def test_it_schedules_a_daily_plan_in_its_time_zone(manager_client, sandbox):
+    manager_client.post("/handovers/plans/new/", plan_form([(SALES_1, SALES_4)], schedule="daily",
+                                                           daily_time="06:30", time_zone="Asia/Tokyo"))
+    plan = HandoverPlan.objects.get()
+    local = plan.next_run_at.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
+    assert (local.hour, local.minute) == (6, 30)
+
+
+def test_it_adds_rows_without_saving(manager_client, sandbox):
+    response = manager_client.post("/handovers/plans/new/", plan_form([(SALES_1, SALES_4)], more_rows="1"))
+    html = response.content.decode()
+    assert response.status_code == 200 and not HandoverPlan.objects.exists()
+    assert 'name="pairs-5-source"' in html and f'value="{SALES_1}" selected' in html
+
+
+def test_it_edits_copies_and_deletes_a_plan(manager_client, sandbox, manager):
+    plan = handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_1, SALES_4)], user=manager)
+    page = manager_client.get(f"/handovers/plans/{plan.pk}/").content.decode()
+    assert f'value="{SALES_1}" selected' in page and f'value="{SALES_4}" selected' in page
+    manager_client.post(f"/handovers/plans/{plan.pk}/", plan_form([(SALES_3, SALES_4)], name="Evening shift",
+                                                                   total=1))
+    plan.refresh_from_db()
+    assert plan.name == "Evening shift" and list(plan.pairs.values_list("source_id", flat=True)) == [SALES_3]
+    copy_response = manager_client.post(f"/handovers/plans/{plan.pk}/copy/")
+    copy = HandoverPlan.objects.get(name="Copy of Evening shift")
+    assert copy_response["Location"] == f"/handovers/plans/{copy.pk}/"
+    assert list(copy.pairs.values_list("source_id", "target_id")) == [(SALES_3, SALES_4)]
+    assert "Delete “Evening shift”?" in manager_client.get(f"/handovers/plans/{plan.pk}/delete/").content.decode()
+    manager_client.post(f"/handovers/plans/{plan.pk}/delete/")
+    assert list(HandoverPlan.objects.values_list("name", flat=True)) == ["Copy of Evening shift"]
+
+
+def test_it_runs_a_plan_and_shows_its_live_page(manager_client, sandbox, manager, django_capture_on_commit_callbacks):
+    plan = handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_1, SALES_4), (SALES_3, SALES_2)],
+                               user=manager)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = manager_client.post(f"/handovers/plans/{plan.pk}/run/")
+    run = HandoverRun.objects.get()
+    assert response["Location"] == f"/handovers/runs/{run.pk}/"
+    page = manager_client.get(f"/handovers/runs/{run.pk}/").content.decode()
+    assert "0 of 2 moves done" in page and 'hx-trigger="every 1s"' in page and "Cancel the rest" in page
+    handovers.handover_cancel(run=run, user=manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        handovers.handover_advance(run_id=run.pk)
+    fragment = manager_client.get(f"/handovers/runs/{run.pk}/", HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 286 and b"Cancelled by manager." in fragment.content

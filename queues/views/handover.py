@@ -1,0 +1,98 @@
+"""Shift handovers: plans (create, edit, copy, delete, run) and a run's live page."""
+
+from django.contrib.auth.decorators import permission_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from .. import handovers
+from ..forms.handover import HandoverPlanForm, pair_formset
+from ..models import HandoverPlan, HandoverRun
+from .reroute import HTMX_STOP_POLLING, load_devices
+
+can_hand_over = permission_required("queues.run_handover", raise_exception=True)
+
+
+@require_GET
+@can_hand_over
+def handover_list(request):
+    return render(request, "queues/handovers.html", {
+        "plans": HandoverPlan.objects.prefetch_related("pairs"),
+        "runs": HandoverRun.objects.all()[:20],
+    })
+
+
+@require_http_methods(["GET", "POST"])
+@can_hand_over
+def plan_edit(request, pk: int | None = None):
+    plan = get_object_or_404(HandoverPlan, pk=pk) if pk else HandoverPlan()
+    device_list, devices_error = load_devices()
+    if device_list is None:
+        return render(request, "queues/handover_plan.html", {"plan": plan, "devices_error": devices_error},
+                      status=503)
+    if request.method == "POST":
+        form = HandoverPlanForm(request.POST, instance=plan)
+        pairs = pair_formset(data=request.POST, plan=plan, devices=device_list,
+                             in_order=bool(request.POST.get("in_order")), more_rows="more_rows" in request.POST)
+        if "more_rows" not in request.POST and form.is_valid() and pairs.is_valid():
+            handovers.plan_save(plan=form.save(commit=False), pairs=pairs.pairs(), user=request.user)
+            return redirect("queues:handovers")
+    else:
+        form = HandoverPlanForm(instance=plan)
+        pairs = pair_formset(plan=plan, devices=device_list, in_order=plan.in_order)
+    return render(request, "queues/handover_plan.html",
+                  {"plan": plan, "form": form, "pairs": pairs, "devices": device_list})
+
+
+@require_POST
+@can_hand_over
+def plan_copy(request, pk: int):
+    copy = handovers.plan_copy(plan=get_object_or_404(HandoverPlan, pk=pk), user=request.user)
+    return redirect("queues:handover_plan", pk=copy.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@can_hand_over
+def plan_delete(request, pk: int):
+    plan = get_object_or_404(HandoverPlan, pk=pk)
+    if request.method == "POST":
+        handovers.plan_delete(plan=plan)
+        return redirect("queues:handovers")
+    return render(request, "queues/handover_plan_delete.html", {"plan": plan})
+
+
+@require_POST
+@can_hand_over
+def plan_run(request, pk: int):
+    plan = get_object_or_404(HandoverPlan, pk=pk)
+    device_list, devices_error = load_devices()
+    if device_list is None:
+        return render(request, "queues/handovers.html", {"devices_error": devices_error, "plans": [plan]},
+                      status=503)
+    run = handovers.handover_start(plan=plan, user=request.user)
+    return redirect("queues:handover_run", pk=run.pk)
+
+
+@require_GET
+@can_hand_over
+def run_detail(request, pk: int):
+    run = get_object_or_404(HandoverRun, pk=pk)
+    items = list(run.items.select_related("reroute"))
+    context = {"run": run, "items": items, "progress": handovers.run_progress(run=run, items=items)}
+    if request.htmx:
+        status = HTMX_STOP_POLLING if run.ended_at else 200
+        return render(request, "queues/_handover_run.html", context, status=status)
+    return render(request, "queues/handover_run.html", context)
+
+
+@require_POST
+@can_hand_over
+def run_retry(request, pk: int):
+    handovers.handover_retry_failed(run=get_object_or_404(HandoverRun, pk=pk))
+    return redirect("queues:handover_run", pk=pk)
+
+
+@require_POST
+@can_hand_over
+def run_cancel(request, pk: int):
+    handovers.handover_cancel(run=get_object_or_404(HandoverRun, pk=pk), user=request.user)
+    return redirect("queues:handover_run", pk=pk)
