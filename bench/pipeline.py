@@ -119,7 +119,13 @@ def main():
         app.control.purge()
         worker.start()
         devices.device_list_forget()
+        from django.contrib.auth.models import Group, Permission
+
+        from queues.roles import SUPPORT_LEAD, roles_ensure
+
+        roles_ensure(Group, Permission)
         user = get_user_model().objects.create_user("bench", password="bench-password-123")
+        user.groups.add(Group.objects.get(name=SUPPORT_LEAD))
         client = Client()
         client.force_login(user)
 
