@@ -125,6 +125,27 @@ def broker(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def worker_on_broker(broker, django_db_setup, django_db_blocker, tmp_path_factory):
+    """start(api_url, env={...}, **worker_options) -> a worker on this module's private broker and the
+    test database, stopped when the module ends."""
+    started = []
+
+    def start(api_url: str, env: dict | None = None, **options) -> Worker:
+        with django_db_blocker.unblock():
+            database_url = database_url_in_use()
+        worker_env = {**os.environ, **WORKER_SETTINGS, "DATABASE_URL": database_url, "REDIS_URL": broker.url,
+                      "SPARKBOT_API_URL": api_url, "PYTHONUNBUFFERED": "1", **(env or {})}
+        worker = Worker(worker_env, tmp_path_factory.mktemp("worker") / "worker.log", **options)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
 @pytest.fixture
 def lead(db):
     return user_with_role("lead", "Support lead")

@@ -6,18 +6,15 @@ sandbox over HTTP. Each test asserts the end state, the events, and the sandbox'
 of route calls. docs/RELIABILITY.md is the table of these faults.
 """
 
-import os
 import time
 import uuid
 
 import pytest
 from queues.models import Reroute
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
-from tests.support import WORKER_SETTINGS, Worker, database_url_in_use
 
 pytestmark = pytest.mark.django_db(transaction=True)
-FAULT_SETTINGS = {
-    **WORKER_SETTINGS,
+FAULT_SETTINGS = {  # on top of tests.support.WORKER_SETTINGS
     "SPARKBOT_TIMEOUT": "1.5",
     "SPARKBOT_RETRY_MAX_SECONDS": "1.5",
     "REROUTE_STUCK_AFTER_SECONDS": "13",  # the least the settings allow with these limits
@@ -27,15 +24,8 @@ FAULT_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def worker(broker, django_db_setup, django_db_blocker, sandbox_server, tmp_path_factory):
-    with django_db_blocker.unblock():
-        database_url = database_url_in_use()
-    env = {**os.environ, **FAULT_SETTINGS, "DATABASE_URL": database_url, "REDIS_URL": broker.url,
-           "SPARKBOT_API_URL": sandbox_server.api_url, "PYTHONUNBUFFERED": "1"}
-    process = Worker(env, tmp_path_factory.mktemp("fault-worker") / "worker.log", beat=True)
-    process.start()
-    yield process
-    process.stop()
+def worker(worker_on_broker, sandbox_server):
+    return worker_on_broker(sandbox_server.api_url, env=FAULT_SETTINGS, beat=True)
 
 
 def submit(client, source=SALES_3, target=SALES_4) -> Reroute:

@@ -1,6 +1,5 @@
 """Shift handovers through a real worker, a private broker and a sandbox with 120 extra numbers."""
 
-import os
 import time
 from datetime import datetime, time as clock, timedelta
 from zoneinfo import ZoneInfo
@@ -12,7 +11,7 @@ from queues import handovers
 from queues.models import HandoverPlan, HandoverRun, Reroute
 from sparkbot_sandbox.seed import SALES_2, SALES_4, extra_devices
 from sparkbot_sandbox.state import SandboxState
-from tests.support import WORKER_SETTINGS, Sandbox, Worker, database_url_in_use, sparkbot_settings
+from tests.support import Sandbox, sparkbot_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CONCURRENCY = 5
@@ -27,15 +26,8 @@ def numbers_sandbox():
 
 
 @pytest.fixture(scope="module")
-def handover_worker(broker, numbers_sandbox, django_db_setup, django_db_blocker, tmp_path_factory):
-    with django_db_blocker.unblock():
-        database_url = database_url_in_use()
-    env = {**os.environ, **WORKER_SETTINGS, "DATABASE_URL": database_url, "REDIS_URL": broker.url,
-           "SPARKBOT_API_URL": numbers_sandbox.api_url, "HANDOVER_CONCURRENCY": str(CONCURRENCY)}
-    worker = Worker(env, tmp_path_factory.mktemp("handover") / "worker.log", concurrency=8)
-    worker.start()
-    yield worker
-    worker.stop()
+def handover_worker(worker_on_broker, numbers_sandbox):
+    return worker_on_broker(numbers_sandbox.api_url, env={"HANDOVER_CONCURRENCY": str(CONCURRENCY)}, concurrency=8)
 
 
 @pytest.fixture

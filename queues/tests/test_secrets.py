@@ -7,7 +7,6 @@ every page is searched for it.
 """
 
 import logging
-import os
 import uuid
 
 import pytest
@@ -15,7 +14,7 @@ from django.apps import apps
 from queues.models import Reroute
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
 from sparkbot_sandbox.state import SandboxState
-from tests.support import WORKER_SETTINGS, Sandbox, Worker, database_url_in_use, sparkbot_settings
+from tests.support import Sandbox, sparkbot_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CANARY = "sk-canary-" + "7f3a9c2e51b84d06" * 3  # easy to find, 30 to 200 characters
@@ -29,15 +28,9 @@ def canary_sandbox():
 
 
 @pytest.fixture(scope="module")
-def canary_worker(broker, canary_sandbox, django_db_setup, django_db_blocker, tmp_path_factory):
-    with django_db_blocker.unblock():
-        database_url = database_url_in_use()
-    env = {**os.environ, **WORKER_SETTINGS, "DATABASE_URL": database_url, "REDIS_URL": broker.url,
-           "SPARKBOT_API_URL": canary_sandbox.api_url, "SPARKBOT_API_KEY": CANARY, "LOG_LEVEL": "DEBUG"}
-    worker = Worker(env, tmp_path_factory.mktemp("canary") / "worker.log", loglevel="DEBUG")
-    worker.start()
-    yield worker
-    worker.stop()
+def canary_worker(worker_on_broker, canary_sandbox):
+    return worker_on_broker(canary_sandbox.api_url, env={"SPARKBOT_API_KEY": CANARY, "LOG_LEVEL": "DEBUG"},
+                            loglevel="DEBUG")
 
 
 @pytest.fixture
