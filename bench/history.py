@@ -30,21 +30,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sparkbot_dash.settings")
 os.environ.setdefault("SECRET_KEY", "insecure-key-for-benchmarks-only")
 
+from tests.support import percentile, timing_summary  # noqa: E402
+
 DEEP_PAGE = 500  # the page measured deep down the history
 TARGET_PAGE_P95_MS = 50
 TARGET_EXPORT_ROWS_PER_SECOND = 50_000
 DATE_FROM, DATE_TO = "date_from", "date_to"  # the history form's names for its "from" and "to" filters
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def summary(seconds: list[float]) -> str:
-    ms = [s * 1000 for s in seconds]
-    return (f"n={len(ms)} p50 {statistics.median(ms):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms, "
-            f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms")
 
 
 def proc_status_kib(field: str) -> int:
@@ -297,7 +288,7 @@ def main():
             timings = time_page(client, url, args.requests)
             p95 = percentile(timings, 0.95) * 1000
             verdicts.append((name, p95))
-            print(f"GET {url}\n  {name}: {summary(timings)}", flush=True)
+            print(f"GET {url}\n  {name}: {timing_summary(timings)}", flush=True)
             print(database_share(client, url, args.explain), flush=True)
         export_lines = measure_exports(client, args.export_runs)
         print("\nverdicts:")

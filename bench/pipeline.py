@@ -13,7 +13,6 @@ Runs on a fresh test database (created and dropped here) and a fresh sandbox.
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -27,18 +26,7 @@ os.environ.setdefault("SECRET_KEY", "insecure-key-for-benchmarks-only")
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from sparkbot_sandbox.state import SandboxState  # noqa: E402
-from tests.support import Sandbox, Worker, database_url_in_use  # noqa: E402
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def summary(values: list[float]) -> str:
-    ms = [v * 1000 for v in values]
-    return (f"n={len(ms)} p50 {statistics.median(ms):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms, "
-            f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms")
+from tests.support import Sandbox, Worker, database_url_in_use, timing_summary  # noqa: E402
 
 
 def measure_route_page(client, requests: int) -> list[float]:
@@ -131,13 +119,13 @@ def main():
 
         page = measure_route_page(client, args.page_requests)
         count = len(devices.device_list().devices)
-        print(f"GET /reroute/ with {count} devices cached: {summary(page)}", flush=True)
+        print(f"GET /reroute/ with {count} devices cached: {timing_summary(page)}", flush=True)
 
         pairs = usable_pairs(devices.device_list(), args.reroutes)
         measure_reroutes(client, sandbox, pairs[:10])  # warm-up, not counted
         overheads, totals = measure_reroutes(client, sandbox, pairs)
-        print(f"reroute submit to end:         {summary(totals)}")
-        print(f"reroute overhead (minus SparkBot time): {summary(overheads)}")
+        print(f"reroute submit to end:         {timing_summary(totals)}")
+        print(f"reroute overhead (minus SparkBot time): {timing_summary(overheads)}")
     finally:
         worker.stop()
         connection.creation.destroy_test_db(test_db, verbosity=0)

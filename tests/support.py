@@ -178,3 +178,17 @@ def sparkbot_settings(**overrides):
             setattr(settings, name, value)
         sparkbot.client_reset()
         devices.device_list_forget()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def timing_summary(seconds: list[float]) -> str:
+    """n, p50, p95, p99 and max of durations in seconds, in milliseconds."""
+    import statistics
+
+    ms = [s * 1000 for s in seconds]
+    return (f"n={len(ms)} p50 {statistics.median(ms):.1f} ms, p95 {percentile(ms, 0.95):.1f} ms, "
+            f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms")

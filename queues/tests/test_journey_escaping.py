@@ -42,7 +42,7 @@ def pages(reroute) -> list[str]:
         "/history/?q=script",
         f"/history/?device={HTML_ALIAS_DEVICE}&status=failed",
         "/admin/queues/reroute/",
-        f"/admin/queues/reroute/?q=script",
+        "/admin/queues/reroute/?q=script",
         f"/admin/queues/reroute/{reroute.pk}/change/",
         "/admin/queues/rerouteevent/",
         f"/admin/queues/rerouteevent/{reroute.events.last().pk}/change/",

@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from queues import devices, services, sparkbot
-from queues.models import Reroute, RerouteEvent
+from queues.models import Reroute
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
 
 from tests.support import celery_publishes_to
