@@ -5,6 +5,7 @@ import os
 # pytest-django's live_server with Playwright's sync API (see ../shared/PITFALLS.md).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+import re  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -165,6 +166,32 @@ def admin_user(db):
 def lead_client(client, lead):
     client.force_login(lead)
     return client
+
+
+@pytest.fixture
+def browser_as(page, live_server):
+    """browser_as(username) -> the page, signed in through the sign-in form (the user must exist, made
+    by user_with_role). At the end, the test fails if any dialog opened (injected script ran) or the
+    browser reported a Content-Security-Policy violation."""
+    from playwright.sync_api import expect
+
+    dialogs, policy_violations = [], []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("console", lambda message: "Content Security Policy" in message.text
+            and policy_violations.append(message.text))
+
+    def sign_in(username: str):
+        page.goto(f"{live_server.url}/")
+        expect(page).to_have_url(re.compile(r"/accounts/login/"))
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(f"{username}-password-123")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(f"{live_server.url}/reroute/")
+        return page
+
+    yield sign_in
+    assert dialogs == []
+    assert policy_violations == []
 
 
 # Playwright: Debian's Chromium, never a downloaded browser.

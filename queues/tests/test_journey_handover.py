@@ -11,13 +11,8 @@ from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
 pytestmark = [pytest.mark.browser, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
 
-def test_it_creates_a_plan_and_runs_it(page, live_server, manager, sandbox, celery_worker):
-    dialogs = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill("manager")
-    page.get_by_label("Password").fill("manager-password-123")
-    page.get_by_role("button", name="Sign in").click()
+def test_it_creates_a_plan_and_runs_it(browser_as, live_server, manager, sandbox, celery_worker):
+    page = browser_as("manager")
     page.get_by_role("link", name="Handovers").click()
     page.get_by_role("link", name="New plan").click()
 
@@ -40,4 +35,3 @@ def test_it_creates_a_plan_and_runs_it(page, live_server, manager, sandbox, cele
     expect(run_panel).to_contain_text("Moved 37 messages from Sales-3 to Sales-4.")
     run = HandoverRun.objects.get()
     assert run.status == "finished" and run.started_by_username == "manager"
-    assert dialogs == []

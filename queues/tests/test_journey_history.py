@@ -12,7 +12,6 @@ from queues.tests.test_history import make_reroute
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
 
 pytestmark = [pytest.mark.browser, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
-PASSWORD = "admin-password-123"
 
 
 @pytest.fixture
@@ -36,19 +35,8 @@ def history_rows(sandbox, admin_user):
 
 
 @pytest.fixture
-def signed_in(page, live_server, admin_user):
-    dialogs, policy_violations = [], []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.on("console", lambda message: "Content Security Policy" in message.text
-            and policy_violations.append(message.text))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/reroute/$"))
-    yield page
-    assert dialogs == []
-    assert policy_violations == []  # htmx works under the Content-Security-Policy
+def signed_in(browser_as, admin_user):
+    return browser_as("admin")
 
 
 def rows(page):

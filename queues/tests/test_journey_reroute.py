@@ -1,6 +1,5 @@
 """A support lead's journey in Debian's Chromium: sign in, pick two numbers, reroute, see the result live."""
 
-import re
 
 import pytest
 from playwright.sync_api import expect
@@ -9,23 +8,11 @@ from queues.models import Reroute
 from sparkbot_sandbox.seed import HTML_ALIAS_DEVICE, SALES_3, SALES_4
 
 pytestmark = [pytest.mark.browser, pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
-PASSWORD = "lead-password-123"
 
 
 @pytest.fixture
-def signed_in(page, live_server, lead, sandbox):
-    dialogs, policy_violations = [], []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.on("console", lambda message: "Content Security Policy" in message.text and policy_violations.append(message.text))
-    page.goto(f"{live_server.url}/")
-    expect(page).to_have_url(re.compile(r"/accounts/login/"))
-    page.get_by_label("Username").fill("lead")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{live_server.url}/reroute/")
-    yield page
-    assert dialogs == []  # no alias or message ever ran as script
-    assert policy_violations == []  # htmx works under the Content-Security-Policy
+def signed_in(browser_as, lead, sandbox):
+    return browser_as("lead")
 
 
 def test_it_reroutes_a_queue_and_shows_the_live_result(signed_in, celery_worker, sandbox, live_server):
