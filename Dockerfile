@@ -21,9 +21,11 @@ COPY sparkbot_sandbox/ sparkbot_sandbox/
 COPY templates/ templates/
 COPY static/ static/
 
-# A throwaway key, only so that settings load for collectstatic; not kept in the image.
+# Throwaway keys, only so that settings load for collectstatic; not kept in the image (without
+# AUDIT_CHAIN_KEY settings would write one under var/, and every container would share it).
 ARG COLLECTSTATIC_SECRET_KEY=collectstatic-only-not-a-secret
-RUN SECRET_KEY="$COLLECTSTATIC_SECRET_KEY" DEBUG=false python manage.py collectstatic --noinput
+RUN SECRET_KEY="$COLLECTSTATIC_SECRET_KEY" AUDIT_CHAIN_KEY="$COLLECTSTATIC_SECRET_KEY-audit-chain" DEBUG=false \
+    python manage.py collectstatic --noinput
 
 RUN useradd --system --uid 1000 --user-group --home-dir /app --no-create-home app \
     && chown -R app:app /app/var

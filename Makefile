@@ -6,7 +6,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/sparkbot_dash
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
-export SECRET_KEY ?= insecure-key-for-tests-and-benchmarks-only
+# The var dir, as settings.py finds it (SPARKBOT_DASH_VAR_DIR, else var/).
+VAR_DIR := $${SPARKBOT_DASH_VAR_DIR:-var}
+# Tests and benchmarks run with DEBUG off and a throwaway key; `make run` and README's commands use the
+# key that `make setup` keeps under the var dir.
+test test-production test-embedded bench: export SECRET_KEY ?= insecure-key-for-tests-and-benchmarks-only
 
 .PHONY: run test test-production test-embedded setup system-packages bench clean
 
@@ -16,19 +20,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# Writes SECRET_KEY and AUDIT_CHAIN_KEY once under the var dir (kept on later runs).
 setup: $(STAMP)
-	mkdir -p var
+	mkdir -p "$(VAR_DIR)"
+	$(PY) -m sparkbot_dash.local_secrets "$(VAR_DIR)"
 	DEBUG=true $(PY) manage.py migrate --noinput
 	DEBUG=true $(PY) manage.py demo_users
 
 run: setup
 	bin/run
 
-# Debian packages the tests need: Chromium for the browser tests, docker-compose to
-# validate docker-compose.yml offline. Installed only when missing.
+# Debian packages the tests need: Chromium for the browser tests, docker-compose and caddy to
+# validate docker-compose.yml and deploy/Caddyfile offline. Installed only when missing.
 system-packages:
-	@command -v chromium >/dev/null && command -v docker-compose >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose; }
+	@command -v chromium >/dev/null && command -v docker-compose >/dev/null && command -v caddy >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium docker-compose caddy; }
 
 test: $(STAMP) system-packages test-production test-embedded
 

@@ -16,6 +16,21 @@ from tests.support import (  # noqa: E402
 )
 
 
+# The suite speaks plain HTTP with DEBUG off (Django's test client, live_server + Chromium), where the
+# production defaults redirect every request to HTTPS and keep cookies off plain HTTP. The test process,
+# and the Django processes it starts, turn those off here; tests/test_deploy.py and tests/test_settings.py
+# prove the defaults in clean processes.
+PLAIN_HTTP = {"SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false"}
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    os.environ.update(PLAIN_HTTP)
+    for name in PLAIN_HTTP:
+        setattr(settings, name, False)
+
+
 @pytest.fixture(scope="session")
 def sandbox_server():
     box = Sandbox()

@@ -6,7 +6,7 @@
     .venv/bin/python bench/history.py --rows 100000 --keepdb --explain
 
 Creates a fresh test database (test_<name>; dropped at the end unless --keepdb), fills it
-with `manage.py seed_history --rows N` (timed), runs VACUUM ANALYZE as autovacuum would
+with bench/seed_history.py's seed_history(rows=N) (timed), runs VACUUM ANALYZE as autovacuum would
 have by then, and times server-side (Django's handler in process, test client, a signed-in
 Admin) the history's first page, filtered pages, a page 500 deep, and the CSV and JSONL
 exports (rows/s, and peak memory against a ten times smaller export). Each page's slowest
@@ -21,7 +21,6 @@ import sys
 import time
 import tracemalloc
 from datetime import timedelta
-from io import StringIO
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sparkbot_dash.settings")
 os.environ.setdefault("SECRET_KEY", "insecure-key-for-benchmarks-only")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # its test client speaks plain HTTP
 
 from tests.support import percentile, timing_summary  # noqa: E402
 
@@ -54,9 +54,9 @@ def reset_peak_rss() -> None:
 
 def database_ready(rows: int, keepdb: bool, seed: int) -> float | None:
     """Create (or with --keepdb reuse) the test database and seed it; the seconds seeding took, or None."""
-    from django.core.management import call_command
     from django.db import connection
 
+    from bench.seed_history import seed_history, summary
     from queues.models import Reroute
 
     connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=keepdb)
@@ -64,11 +64,10 @@ def database_ready(rows: int, keepdb: bool, seed: int) -> float | None:
     if keepdb and have >= rows:
         print(f"reusing test database {connection.settings_dict['NAME']} with {have:,} reroutes", flush=True)
         return None
-    out = StringIO()
     started = time.perf_counter()
-    call_command("seed_history", rows=rows - have, seed=seed, stdout=out)
+    report = seed_history(rows=rows - have, seed=seed)
     seconds = time.perf_counter() - started
-    print(out.getvalue().strip(), flush=True)
+    print(summary(report), flush=True)
     started = time.perf_counter()
     with connection.cursor() as cursor:
         for table in ("queues_reroute", "queues_rerouteevent", "queues_handoverrun", "queues_handoverrunitem"):
@@ -278,8 +277,8 @@ def main():
             version = cursor.fetchone()[0]
         print(f"PostgreSQL {version}; {args.rows:,} reroutes; {os.cpu_count()} cores", flush=True)
         if seed_seconds is not None:
-            print(f"seed_history --rows {args.rows}: {seed_seconds:.1f} s ({args.rows / seed_seconds:,.0f} rows/s)",
-                  flush=True)
+            print(f"bench/seed_history.py --rows {args.rows}: {seed_seconds:.1f} s "
+                  f"({args.rows / seed_seconds:,.0f} rows/s)", flush=True)
         client = admin_client()
         urls = page_urls(client)
         check_deep_page(client, urls[f"page {DEEP_PAGE} (before=<id>)"])

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sparkbot_dash.settings")
 os.environ.setdefault("SECRET_KEY", "insecure-key-for-benchmarks-only")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")  # its test client speaks plain HTTP
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from sparkbot_sandbox.state import SandboxState  # noqa: E402

@@ -1,18 +1,30 @@
-"""Tamper evidence: every ended reroute carries a hash chained to the one that ended before it.
+"""Tamper evidence: every ended reroute carries a keyed hash chained to the one that ended before it.
 
-The hash covers the reroute's audit fields and its whole timeline, and the previous hash,
-so that changing, removing or inserting a record anywhere breaks the chain from there on.
+The hash (HMAC-SHA256 with AUDIT_CHAIN_KEY, a secret kept out of the database) covers the
+reroute's audit fields, its timeline up to its end, and the previous hash, so that changing,
+removing or inserting a record anywhere breaks the chain from there on, and nobody without
+the key can compute a chain that verifies. The only events that may follow the end are notes
+of late attempts (kind "superseded"); they are outside the hash, and anything else after the
+end is reported. docs/SECURITY.md says what this defends against and what it does not.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from .models import AuditChainHead, Reroute, RerouteEvent
+
+END_KINDS = (RerouteEvent.Kind.SUCCEEDED, RerouteEvent.Kind.FAILED)
+
+
+class AlreadyChained(Exception):
+    """A reroute that already holds a place in the chain was offered another."""
 
 GENESIS = "0" * 64
 HASHED_FIELDS = [
@@ -24,12 +36,29 @@ HASHED_FIELDS = [
 
 
 def record_hash(previous: str, reroute: Reroute, events: list[RerouteEvent]) -> str:
+    """The keyed hash of a record, given its events up to and including its end event."""
+    return hmac.new(_key(), f"{previous}\n{canonical(reroute, events)}".encode(), hashlib.sha256).hexdigest()
+
+
+def canonical(reroute: Reroute, events: list[RerouteEvent]) -> str:
+    """The record's audit fields and timeline as one canonical JSON text."""
     content = {
         "reroute": {name: getattr(reroute, name) for name in HASHED_FIELDS},
         "events": [[e.id, e.at, e.kind, e.message, e.detail] for e in events],
     }
-    canonical = json.dumps(content, sort_keys=True, default=_plain, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()
+    return json.dumps(content, sort_keys=True, default=_plain, ensure_ascii=False, separators=(",", ":"))
+
+
+def _key() -> bytes:
+    return settings.AUDIT_CHAIN_KEY.encode()
+
+
+def chained_events(events: list[RerouteEvent]) -> tuple[list[RerouteEvent], list[RerouteEvent]]:
+    """(the events up to and including the end event, the events after it)."""
+    for index, event in enumerate(events):
+        if event.kind in END_KINDS:
+            return events[:index + 1], events[index + 1:]
+    return events, []
 
 
 def _plain(value):
@@ -39,8 +68,10 @@ def _plain(value):
 def chain_append(reroute: Reroute) -> None:
     """Give an ending reroute the next place in the chain; call inside the transaction that ends it."""
     head = _head(lock=True)
+    if reroute.chain_seq is not None or Reroute.objects.filter(pk=reroute.pk, chain_seq__isnull=False).exists():
+        raise AlreadyChained(f"Reroute {reroute.pk} already holds a place in the audit chain.")
     reroute.chain_seq = head.seq + 1
-    reroute.chain_hash = record_hash(head.last_hash, reroute, list(reroute.events.order_by("id")))
+    reroute.chain_hash = record_hash(head.last_hash, reroute, chained_events(list(reroute.events.order_by("id")))[0])
     head.seq, head.last_hash = reroute.chain_seq, reroute.chain_hash
     head.save(update_fields=["seq", "last_hash"])
 
@@ -88,9 +119,13 @@ def _chain_walk(batch_size: int) -> ChainReport:
         if reroute.chain_seq != expected_seq:
             return ChainReport(checked, reroute.pk, f"Reroute #{reroute.pk} holds chain position {reroute.chain_seq} "
                                f"where {expected_seq} was expected: a record before it is missing or was added.")
-        if record_hash(previous, reroute, list(reroute.events.all())) != reroute.chain_hash:
+        hashed, after_end = chained_events(list(reroute.events.all()))
+        if record_hash(previous, reroute, hashed) != reroute.chain_hash:
             return ChainReport(checked, reroute.pk, f"Reroute #{reroute.pk} (chain position {reroute.chain_seq}) "
                                "does not match its hash: it, its timeline or the record before it was changed.")
+        if any(event.kind != RerouteEvent.Kind.SUPERSEDED for event in after_end):
+            return ChainReport(checked, reroute.pk, f"Reroute #{reroute.pk} (chain position {reroute.chain_seq}) "
+                               "has events after its end that no attempt writes: its timeline was added to.")
         previous, expected_seq, checked = reroute.chain_hash, expected_seq + 1, checked + 1
     if (head.seq, head.last_hash) != (expected_seq - 1, previous):
         return ChainReport(checked, None, f"The chain ends at position {expected_seq - 1}, but {head.seq} "

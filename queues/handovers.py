@@ -9,22 +9,33 @@ periodic tick; it may run any number of times.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from . import devices, services
+from . import devices, dispatch, sentences, services
+from .devices import DeviceList
 from .models import HandoverPair, HandoverPlan, HandoverRun, HandoverRunItem, Reroute
-from .sparkbot import Device
+from .sparkbot import Device, SparkBotError
 
+logger = logging.getLogger(__name__)
 Item = HandoverRunItem.Status
 SCHEDULER = "schedule"
+
+
+class RunInProgress(Exception):
+    """The plan already has a run that has not finished; the database allows one at a time."""
+
+    def __init__(self, run: HandoverRun | None):
+        super().__init__(f"run {run.pk if run else '?'} of this plan has not finished")
+        self.run = run
 
 
 # Plans ----------------------------------------------------------------------------------
@@ -82,18 +93,29 @@ def next_run_time(*, plan: HandoverPlan, now: datetime) -> datetime | None:
 # Runs -----------------------------------------------------------------------------------
 
 
-def handover_start(*, plan: HandoverPlan, user, trigger: str = HandoverRun.Trigger.MANUAL) -> HandoverRun:
-    """Start a run of the plan now: one item per pair, then the first reroutes."""
-    device_list = devices.device_list()
-    with transaction.atomic():
-        run = HandoverRun.objects.create(
-            plan=plan, plan_name=plan.name, started_by=user,
-            started_by_username=user.get_username() if user else SCHEDULER,
-            trigger=trigger, pause_sources=plan.pause_sources, in_order=plan.in_order,
-        )
-        HandoverRunItem.objects.bulk_create(_item(run, pair, device_list) for pair in plan.pairs.all())
-        transaction.on_commit(lambda: _enqueue_advance(run.pk))
+def handover_start(*, plan: HandoverPlan, user, trigger: str = HandoverRun.Trigger.MANUAL,
+                   device_list: DeviceList | None = None) -> HandoverRun:
+    """Start a run of the plan now: one item per pair, then the first reroutes.
+
+    Raises RunInProgress when a run of the plan has not finished yet.
+    """
+    device_list = device_list or devices.device_list()  # before the transaction: it may walk SparkBot's list
+    try:
+        with transaction.atomic():
+            run = HandoverRun.objects.create(
+                plan=plan, plan_name=plan.name, started_by=user,
+                started_by_username=user.get_username() if user else SCHEDULER,
+                trigger=trigger, pause_sources=plan.pause_sources, in_order=plan.in_order,
+            )
+            HandoverRunItem.objects.bulk_create(_item(run, pair, device_list) for pair in plan.pairs.all())
+            transaction.on_commit(lambda: dispatch.handover_advance(run.pk))
+    except IntegrityError:
+        raise RunInProgress(unfinished_run(plan=plan)) from None
     return run
+
+
+def unfinished_run(*, plan: HandoverPlan) -> HandoverRun | None:
+    return HandoverRun.objects.filter(plan=plan, ended_at__isnull=True).first()
 
 
 def _item(run: HandoverRun, pair: HandoverPair, device_list) -> HandoverRunItem:
@@ -109,12 +131,6 @@ def _item(run: HandoverRun, pair: HandoverPair, device_list) -> HandoverRunItem:
         item.waiting_reason = (f"{', '.join(missing)} is no longer a SparkBot device; "
                                "edit the plan and choose another number.")
     return item
-
-
-def _enqueue_advance(run_id: int) -> None:
-    from .tasks import handover_advance  # tasks import this module
-
-    handover_advance.delay(run_id)
 
 
 def handover_advance(*, run_id: int) -> None:
@@ -154,7 +170,7 @@ def _start_item(run: HandoverRun, item: HandoverRunItem) -> bool:
     target = Device(id=item.target_id, alias=item.target_alias, phone=item.target_phone, status="", session_status="")
     try:
         reroute = services.reroute_request(
-            source=source, target=target, note=f"Handover “{run.plan_name}”", user=run.started_by,
+            source=source, target=target, note=sentences.handover_note(run.plan_name), user=run.started_by,
             username=run.started_by_username, origin=Reroute.Origin.HANDOVER, handover_run=run,
             idempotency_key=uuid.uuid5(uuid.NAMESPACE_URL, f"handover-run/{run.pk}/{item.position}/{item.tries}"),
         )
@@ -169,15 +185,24 @@ def _start_item(run: HandoverRun, item: HandoverRunItem) -> bool:
 
 
 def handover_retry_failed(*, run: HandoverRun) -> int:
-    """Give every failed move of the run a new reroute; returns how many."""
-    with transaction.atomic():
-        run = HandoverRun.objects.select_for_update().get(pk=run.pk)
-        failed = run.items.filter(status=Item.STARTED, reroute__status=Reroute.Status.FAILED)
-        count = failed.update(status=Item.WAITING, waiting_reason="Retrying.")
-        if count:
-            run.status, run.ended_at = HandoverRun.Status.RUNNING, None
-            run.save(update_fields=["status", "ended_at"])
-            transaction.on_commit(lambda: _enqueue_advance(run.pk))
+    """Give every failed move of the run a new reroute; returns how many.
+
+    A failed reroute never reached SparkBot's route call (a routed one ends succeeded), so no
+    source is routed twice; the routed_at filter says so again. Raises RunInProgress when
+    another run of the plan has not finished.
+    """
+    try:
+        with transaction.atomic():
+            run = HandoverRun.objects.select_for_update().get(pk=run.pk)
+            failed = run.items.filter(status=Item.STARTED, reroute__status=Reroute.Status.FAILED,
+                                      reroute__routed_at__isnull=True)
+            count = failed.update(status=Item.WAITING, waiting_reason="Retrying.")
+            if count:
+                run.status, run.ended_at = HandoverRun.Status.RUNNING, None
+                run.save(update_fields=["status", "ended_at"])
+                transaction.on_commit(lambda: dispatch.handover_advance(run.pk))
+    except IntegrityError:
+        raise RunInProgress(unfinished_run(plan=run.plan)) from None
     return count
 
 
@@ -190,7 +215,7 @@ def handover_cancel(*, run: HandoverRun, user) -> int:
         if run.status == HandoverRun.Status.RUNNING:
             run.status = HandoverRun.Status.CANCELLED
             run.save(update_fields=["status"])
-        transaction.on_commit(lambda: _enqueue_advance(run.pk))
+        transaction.on_commit(lambda: dispatch.handover_advance(run.pk))
     return count
 
 
@@ -200,28 +225,75 @@ def handover_runs_waiting_for(*, source_id: str) -> list[int]:
     ).values_list("run_id", flat=True).distinct())
 
 
+def on_reroute_ended(sender, *, reroute: Reroute, **kwargs) -> None:
+    """A reroute ended (dispatch.reroute_ended): move on its handover, and any handover waiting for its source.
+
+    Its own handover moves on here and now, saving a trip through the task queue per move;
+    the periodic tick covers this process dying first.
+    """
+    if reroute.handover_run_id:
+        handover_advance(run_id=reroute.handover_run_id)
+    for run_id in set(handover_runs_waiting_for(source_id=reroute.source_id)) - {reroute.handover_run_id}:
+        dispatch.handover_advance(run_id)
+
+
 def handovers_tick(*, now: datetime | None = None) -> dict[str, int]:
-    """The periodic tick: start the plans whose time has come, and nudge running runs."""
+    """The periodic tick: start the plans whose time has come, and nudge running runs.
+
+    A plan that cannot start (SparkBot's device list unavailable, say) is recorded on the plan
+    and tried again at the next tick; the other plans and the nudges go on.
+    """
     now = now or timezone.now()
-    started = 0
+    started = failed = 0
     for plan_id in HandoverPlan.objects.filter(next_run_at__lte=now).values_list("pk", flat=True):
-        started += _start_if_due(plan_id=plan_id, now=now)
+        try:
+            started += _start_if_due(plan_id=plan_id, now=now)
+        except Exception as error:
+            failed += 1
+            logger.warning("scheduled handover plan %s could not start: %s", plan_id, type(error).__name__)
+            _schedule_problem(plan_id=plan_id, error=error)
     running = list(HandoverRun.objects.filter(status=HandoverRun.Status.RUNNING).values_list("pk", flat=True))
     for run_id in running:
-        _enqueue_advance(run_id)
-    return {"started": started, "nudged": len(running)}
+        dispatch.handover_advance(run_id)
+    return {"started": started, "failed": failed, "nudged": len(running)}
 
 
 def _start_if_due(*, plan_id: int, now: datetime) -> int:
+    device_list = devices.device_list()  # never inside the transaction: it may walk SparkBot's list
     with transaction.atomic():
         plan = HandoverPlan.objects.select_for_update(skip_locked=True).filter(
             pk=plan_id, next_run_at__lte=now).first()
         if plan is None:
             return 0  # another tick took it
+        due_at, plan.schedule_problem = plan.next_run_at, ""
         plan.next_run_at = next_run_time(plan=plan, now=max(now, plan.next_run_at))
-        plan.save(update_fields=["next_run_at"])
-        handover_start(plan=plan, user=None, trigger=HandoverRun.Trigger.SCHEDULE)
-    return 1
+        try:
+            with transaction.atomic():
+                handover_start(plan=plan, user=None, trigger=HandoverRun.Trigger.SCHEDULE, device_list=device_list)
+        except RunInProgress as busy:
+            plan.schedule_problem = (f"The run due at {_local(due_at, plan)} was skipped: run "
+                                     f"#{busy.run.pk if busy.run else '?'} of this plan had not finished.")
+        plan.save(update_fields=["next_run_at", "schedule_problem"])
+    return 0 if plan.schedule_problem else 1
+
+
+def _schedule_problem(*, plan_id: int, error: Exception) -> None:
+    reason = error.describe() if isinstance(error, SparkBotError) else f"an internal error ({type(error).__name__})."
+    plan = HandoverPlan.objects.filter(pk=plan_id).first()
+    if plan is None:
+        return
+    plan.schedule_problem = (f"The run due at {_local(plan.next_run_at, plan)} could not start: {reason} "
+                             f"It is tried again every {settings.HANDOVER_TICK_SECONDS:g} s.")[:500]
+    plan.save(update_fields=["schedule_problem"])
+
+
+def _local(moment: datetime | None, plan: HandoverPlan) -> str:
+    if moment is None:
+        return "—"
+    try:
+        return f"{moment.astimezone(ZoneInfo(plan.time_zone)):%Y-%m-%d %H:%M} ({plan.time_zone})"
+    except (ValueError, KeyError):  # an unknown zone (ZoneInfoNotFoundError is a KeyError)
+        return f"{moment:%Y-%m-%d %H:%M} (UTC)"
 
 
 # Progress -------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 import uuid
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+ENDED_STATUSES = ("succeeded", "failed")
 
 
 class AuditLogIsAppendOnly(Exception):
@@ -24,10 +27,27 @@ class AuditQuerySet(models.QuerySet):
         raise AuditLogIsAppendOnly("Reroutes and their events are not updated in bulk.")
 
 
+class EndedRerouteChanged(pgtrigger.Condition):
+    """An UPDATE of an ended reroute that changes anything but clearing the link to a deleted user."""
+
+    sql = "built from the model's fields by resolve()"
+
+    def resolve(self, model):
+        others = pgtrigger.AnyChange(exclude=["requested_by"]).resolve(model)
+        ended = ", ".join(f"'{status}'" for status in ENDED_STATUSES)
+        return (f"OLD.status IN ({ended}) AND ({others} OR (NEW.requested_by_id IS NOT NULL "
+                "AND NEW.requested_by_id IS DISTINCT FROM OLD.requested_by_id))")
+
+
+# Append-only, enforced by PostgreSQL itself (SQLite relies on the Python checks here).
+# Only the archive command deletes, inside pgtrigger.ignore(*ARCHIVE_MAY_DELETE).
+ARCHIVE_MAY_DELETE = ("queues.Reroute:reroutes_are_kept", "queues.RerouteEvent:events_are_kept")
+
+
 class Reroute(models.Model):
     """The audit record of one request to move a device's queue to another device.
 
-    Never deleted; once ended, never changed (save() refuses).
+    Never deleted; once ended, never changed (save() refuses; on PostgreSQL, triggers too).
     """
 
     class Status(models.TextChoices):
@@ -79,6 +99,12 @@ class Reroute(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
     sparkbot_seconds = models.FloatField(default=0.0, help_text="Time spent inside SparkBot calls.")
+    fence = models.PositiveIntegerField(
+        default=0, help_text="Fencing token: bumped when an attempt takes the reroute and when the sweeper "
+                             "recovers it; only the attempt holding the current value may write.")
+    source_queue_status = models.CharField(
+        max_length=20, blank=True, help_text="The source queue's status before a handover paused it; set back "
+                                             "at the end.")
     chain_seq = models.BigIntegerField(null=True, blank=True, unique=True, help_text="Place in the audit chain.")
     chain_hash = models.CharField(max_length=64, blank=True)
 
@@ -103,6 +129,11 @@ class Reroute(models.Model):
                 condition=Q(status__in=["queued", "running"]),
                 name="one_active_reroute_per_source",
             ),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="ended_reroutes_are_final", operation=pgtrigger.Update,
+                              condition=EndedRerouteChanged()),
+            pgtrigger.Protect(name="reroutes_are_kept", operation=pgtrigger.Delete),
         ]
 
     def __str__(self):
@@ -145,9 +176,17 @@ class Reroute(models.Model):
     def outcome(self) -> str:
         """The sentence a support lead reads about where this reroute stands."""
         if self.status == self.Status.SUCCEEDED:
+            if self.messages_moved is None and self.error_message:
+                return (f"Routed the queue of {self.source_alias} to {self.target_alias}; how many messages "
+                        f"moved is not confirmed. {self.error_message}")
             if self.messages_moved is None:
                 return (f"Routed the queue of {self.source_alias} to {self.target_alias}; "
                         "SparkBot did not report how many messages moved.")
+            still_held = (self.stats_after or {}).get("total") if self.routed_at else None
+            if self.messages_moved == 0 and still_held:
+                noun = "message" if still_held == 1 else "messages"
+                return (f"SparkBot accepted the route call, but the queue of {self.source_alias} still holds "
+                        f"{still_held} {noun}: none moved to {self.target_alias}.")
             if self.messages_moved == 0:
                 return f"{self.source_alias} had no queued messages: nothing to move, nothing changed."
             noun = "message" if self.messages_moved == 1 else "messages"
@@ -170,6 +209,7 @@ class RerouteEvent(models.Model):
         FAILED = "failed", "Failed"
         RECOVERED = "recovered", "Recovered"
         QUEUE_DOWN = "queue_down", "Task queue down"
+        SUPERSEDED = "superseded", "Late attempt"
 
     objects = AuditQuerySet.as_manager()
 
@@ -182,6 +222,10 @@ class RerouteEvent(models.Model):
     class Meta:
         base_manager_name = "objects"
         ordering = ["id"]
+        triggers = [
+            pgtrigger.Protect(name="events_are_final", operation=pgtrigger.Update),
+            pgtrigger.Protect(name="events_are_kept", operation=pgtrigger.Delete),
+        ]
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.message}"
@@ -222,7 +266,8 @@ class HandoverPlan(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     pause_sources = models.BooleanField(
-        default=False, help_text="Pause each source's queue before routing it, and set it back to active after.")
+        default=False, help_text="Pause each source's queue before routing it (if it was delivering), and set it "
+                                 "back to its status after.")
     in_order = models.BooleanField(
         default=False, help_text="Run the moves one after another, in the listed order (needed when a target "
                                  "is also a source, e.g. A to B and B to C).")
@@ -231,6 +276,8 @@ class HandoverPlan(models.Model):
     daily_time = models.TimeField(null=True, blank=True, help_text="For a daily schedule.")
     time_zone = models.CharField(max_length=64, default="UTC")
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    schedule_problem = models.CharField(
+        max_length=500, blank=True, help_text="Why the scheduler could not start the last due run, if it could not.")
 
     class Meta:
         ordering = ["name"]
@@ -281,6 +328,10 @@ class HandoverRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan"], condition=Q(ended_at__isnull=True),
+                                    name="one_unfinished_run_per_plan"),
+        ]
 
     def __str__(self):
         return f"{self.plan_name} ({self.created_at:%Y-%m-%d %H:%M})"

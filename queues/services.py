@@ -1,4 +1,16 @@
-"""Every write: requesting a reroute, running one attempt of it, and ending it."""
+"""Every write of a reroute: requesting it, running one attempt of it, ending it, and finding lost ones.
+
+Fencing: an attempt keeps the reroute's `fence` value from when it took the reroute. Each write
+it makes re-reads the row under a lock and goes ahead only while the reroute is active and the
+fence is still its own (`_fenced`). The sweeper bumps the fence when it recovers a silent
+attempt, so a late attempt can never end a reroute a second time: it writes one note saying it
+came late, and nothing else.
+
+Routed means routed: once SparkBot accepted the route call, the reroute ends `succeeded`
+(with the count unconfirmed if the queue cannot be read again), never `failed`. When the
+last attempt cannot tell whether its route call went through, the queue is read before the
+reroute ends.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +18,7 @@ import logging
 import random
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, Callable
@@ -14,14 +27,15 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import audit, sparkbot
+from . import audit, dispatch, sentences, sparkbot
 from .models import Reroute, RerouteEvent
+from .sentences import PAUSE, READ, READ_AGAIN, ROUTE
 from .sparkbot import Device, QueueStats, SparkBotError
 
 logger = logging.getLogger(__name__)
 Kind = RerouteEvent.Kind
-QUEUE_DOWN_MESSAGE = ("The reroute is recorded, but the task queue is not answering: "
-                      "it will start by itself when the queue is back.")
+QUEUE_DOWN_MESSAGE = sentences.QUEUE_DOWN
+PAUSABLE = ("active", "reject")  # statuses that deliver; "pause" and "freeze" already hold delivery
 
 
 class SourceBusy(Exception):
@@ -30,6 +44,33 @@ class SourceBusy(Exception):
     def __init__(self, active: Reroute):
         super().__init__(f"{active.source_label} already has reroute {active.pk} in progress")
         self.active = active
+
+
+class KeyReused(Exception):
+    """The idempotency key belongs to another user's request, or to a request with other parameters."""
+
+    message = ("This request key was already used for a different request. "
+               "Reload the page and submit again.")
+
+    def __init__(self):
+        super().__init__(self.message)
+
+
+class Superseded(Exception):
+    """This attempt is no longer the reroute's current one: it was recovered by the sweeper, or it ended."""
+
+    def __init__(self, *, ended: bool):
+        super().__init__("superseded")
+        self.ended = ended
+        self.late = ""
+
+
+class RouteOutcomeUnknown(Exception):
+    """The route call failed in a way that leaves open whether SparkBot carried it out."""
+
+    def __init__(self, error: SparkBotError):
+        super().__init__(error.code)
+        self.error = error
 
 
 # Requesting -----------------------------------------------------------------------------
@@ -41,29 +82,41 @@ def reroute_request(
 ) -> Reroute:
     """Record a reroute (status queued) and hand it to a worker once the row is committed.
 
-    The same idempotency key always yields the same reroute; a source with a reroute
-    already queued or running raises SourceBusy. `username` names who asked when no
+    The same idempotency key, from the same user with the same parameters, always yields the
+    same reroute; from anyone else or for anything else it raises KeyReused. A source with a
+    reroute already queued or running raises SourceBusy. `username` names who asked when no
     user did (a scheduled handover).
     """
     key = idempotency_key or uuid.uuid4()
+    asked = Reroute(
+        requested_by=user, requested_by_username=username or user.get_username(), origin=origin,
+        idempotency_key=key, note=note, handover_run=handover_run,
+        source_id=source.id, source_alias=source.alias, source_phone=source.phone,
+        target_id=target.id, target_alias=target.alias, target_phone=target.phone,
+        search_text=search_text(note, source, target),
+    )
     existing = Reroute.objects.filter(idempotency_key=key).first()
     if existing:
-        return existing
+        return _same_request_or_refuse(existing, asked)
     try:
         with transaction.atomic():
-            reroute = Reroute.objects.create(
-                requested_by=user, requested_by_username=username or user.get_username(), origin=origin,
-                idempotency_key=key, note=note, handover_run=handover_run,
-                source_id=source.id, source_alias=source.alias, source_phone=source.phone,
-                target_id=target.id, target_alias=target.alias, target_phone=target.phone,
-                search_text=search_text(note, source, target),
-            )
-            _event(reroute, Kind.REQUESTED,
-                   f"{reroute.requested_by_username} asked to move the queue of {source.label} to {target.label}.")
-            transaction.on_commit(lambda: _enqueue_first_attempt(reroute))
+            asked.save()
+            _event(asked, Kind.REQUESTED, sentences.requested(asked.requested_by_username, source.label,
+                                                              target.label))
+            transaction.on_commit(lambda: _publish_first_attempt(asked))
     except IntegrityError as error:
-        return _existing_or_busy(key, source.id, error)
-    return reroute
+        return _existing_or_busy(asked, error)
+    return asked
+
+
+REQUEST_IDENTITY = ("requested_by_id", "requested_by_username", "origin", "handover_run_id", "source_id",
+                    "target_id", "note")
+
+
+def _same_request_or_refuse(existing: Reroute, asked: Reroute) -> Reroute:
+    if any(getattr(existing, name) != getattr(asked, name) for name in REQUEST_IDENTITY):
+        raise KeyReused()
+    return existing
 
 
 def search_text(note: str, source: Device, target: Device) -> str:
@@ -71,29 +124,23 @@ def search_text(note: str, source: Device, target: Device) -> str:
     return " ".join([note, source.alias, source.phone, target.alias, target.phone]).lower()
 
 
-def _existing_or_busy(key: uuid.UUID, source_id: str, error: IntegrityError) -> Reroute:
-    existing = Reroute.objects.filter(idempotency_key=key).first()
+def _existing_or_busy(asked: Reroute, error: IntegrityError) -> Reroute:
+    existing = Reroute.objects.filter(idempotency_key=asked.idempotency_key).first()
     if existing:
-        return existing
-    active = Reroute.objects.filter(source_id=source_id, status__in=Reroute.ACTIVE).first()
+        return _same_request_or_refuse(existing, asked)
+    active = Reroute.objects.filter(source_id=asked.source_id, status__in=Reroute.ACTIVE).first()
     if active:
         raise SourceBusy(active)
     raise error
 
 
-def _enqueue(reroute_id: int, *, attempt: int, countdown: float = 0) -> None:
-    from .tasks import reroute_run  # tasks import this module
-
-    reroute_run.apply_async(args=(reroute_id, attempt), countdown=countdown)
-
-
-def _enqueue_first_attempt(reroute: Reroute) -> None:
+def _publish_first_attempt(reroute: Reroute) -> None:
     """Hand a committed reroute to the workers; if the task queue is down, say so and let the sweeper retry."""
     try:
-        _enqueue(reroute.pk, attempt=1)
+        dispatch.reroute_attempt(reroute.pk, attempt=1)
     except Exception as error:
         logger.warning("task queue unavailable for reroute %s: %s", reroute.pk, type(error).__name__)
-        _event(reroute, Kind.QUEUE_DOWN, QUEUE_DOWN_MESSAGE, {"error": type(error).__name__})
+        _event(reroute, Kind.QUEUE_DOWN, sentences.QUEUE_DOWN, {"error": type(error).__name__})
 
 
 # Running --------------------------------------------------------------------------------
@@ -103,7 +150,8 @@ def reroute_claim(*, reroute_id: int, attempt: int) -> Reroute | None:
     """Take the reroute for this attempt, under a row lock; None if it is not ours to run.
 
     Attempt 1 takes a queued reroute; attempt n takes a running one whose attempt n-1
-    scheduled it. A duplicate or late task message therefore does nothing.
+    scheduled it (or whose silent attempt n-1 the sweeper recovered). A duplicate or late
+    task message therefore does nothing. Taking it bumps the fence.
     """
     with transaction.atomic():
         reroute = Reroute.objects.select_for_update().filter(pk=reroute_id).first()
@@ -113,11 +161,9 @@ def reroute_claim(*, reroute_id: int, attempt: int) -> Reroute | None:
         follow_up = attempt > 1 and reroute.status == Reroute.Status.RUNNING and reroute.attempts == attempt - 1
         if not (first or follow_up):
             return None
-        reroute.status = Reroute.Status.RUNNING
-        reroute.attempts = attempt
-        reroute.started_at = reroute.started_at or timezone.now()
-        reroute.save(update_fields=["status", "attempts", "started_at", "updated_at"])
-        _event(reroute, Kind.STARTED, f"Attempt {attempt} of {settings.SPARKBOT_MAX_ATTEMPTS} started.")
+        _save(reroute, status=Reroute.Status.RUNNING, attempts=attempt, fence=reroute.fence + 1,
+              started_at=reroute.started_at or timezone.now())
+        _event(reroute, Kind.STARTED, sentences.started(attempt))
     return reroute
 
 
@@ -126,10 +172,27 @@ def reroute_execute(*, reroute_id: int, attempt: int = 1) -> float | None:
     reroute = reroute_claim(reroute_id=reroute_id, attempt=attempt)
     if reroute is None:
         return None
+    return _run_claimed(reroute)
+
+
+def _run_claimed(reroute: Reroute) -> float | None:
+    """Run an attempt that took the reroute; if it turns out superseded, it notes so and stops."""
+    try:
+        return _attempt(reroute)
+    except Superseded as superseded:
+        _note_superseded(reroute, superseded)
+    return None
+
+
+def _attempt(reroute: Reroute) -> float | None:
     try:
         _route(reroute)
+    except RouteOutcomeUnknown as unknown:
+        return _after_error(reroute, unknown.error, route_outcome_unknown=True)
     except SparkBotError as error:
         return _after_error(reroute, error)
+    except Superseded:
+        raise
     except Exception as error:  # never leave a reroute running because of a bug
         logger.exception("reroute %s crashed", reroute.pk)
         _finish_failed(reroute, "internal_error", f"The dashboard failed while routing ({type(error).__name__}); "
@@ -142,70 +205,90 @@ def _route(reroute: Reroute) -> None:
 
     The first reading is kept as "before". Every attempt reads the queue afresh before
     routing, so an attempt after a lost one finds an empty queue instead of routing twice.
+    A handover that pauses its sources keeps the queue's status from the first reading and
+    sets it back at the end.
     """
     client = sparkbot.client()
-    if _pauses_source(reroute) and reroute.routed_at is None:
-        _call(reroute, "pause the queue of the source", lambda: client.queue_set_status(reroute.source_id, "pause"))
     if reroute.routed_at is None:
-        now = _call(reroute, "read the queue of the source", lambda: client.queue_stats(reroute.source_id)[0],
-                    record=lambda stats: {} if reroute.stats_before else {"stats_before": _stats_dict(stats)})
+        now = _call(reroute, READ, lambda: client.queue_stats(reroute.source_id)[0],
+                    record=lambda stats: {} if reroute.stats_before else _first_reading(reroute, stats))
         if now.total == 0:
             _finish_empty(reroute, now)
             return
-        _call(reroute, "route the queue", lambda: client.route_queue(reroute.source_id, reroute.target_id),
-              record=lambda reply: {"routed_at": timezone.now(), "api_reply": reply.data})
-    after = _call(reroute, "read the queue again", lambda: client.queue_stats(reroute.source_id)[0])
+        if reroute.source_queue_status:
+            _call(reroute, PAUSE, lambda: client.queue_set_status(reroute.source_id, "pause"))
+        try:
+            _call(reroute, ROUTE, lambda: client.route_queue(reroute.source_id, reroute.target_id),
+                  record=lambda reply: {"routed_at": timezone.now(), "api_reply": reply.for_audit})
+        except SparkBotError as error:
+            if error.retryable:  # a timeout or 5xx may come after SparkBot did the work
+                raise RouteOutcomeUnknown(error) from error
+            raise
+    after = _call(reroute, READ_AGAIN, lambda: client.queue_stats(reroute.source_id)[0])
     _finish_succeeded(reroute, moved=_moved(reroute.stats_before, after), stats_after=_stats_dict(after))
+
+
+def _first_reading(reroute: Reroute, stats: QueueStats) -> dict:
+    fields = {"stats_before": _stats_dict(stats)}
+    if _pauses_source(reroute) and stats.total:
+        if stats.status in PAUSABLE:
+            fields["source_queue_status"] = stats.status
+        elif stats.status is None:
+            _event(reroute, Kind.CALL, sentences.not_paused_status_unknown(reroute.source_label))
+    return fields
 
 
 def _finish_empty(reroute: Reroute, now: QueueStats) -> None:
     if reroute.stats_before.get("total"):  # it held messages when first read: a lost attempt routed them
-        _event(reroute, Kind.RECOVERED,
-               f"The queue of {reroute.source_alias} is empty now: the route call of an earlier, "
-               "interrupted attempt went through. It is not routed again.")
+        with _fenced(reroute):
+            _event(reroute, Kind.RECOVERED, sentences.earlier_route_went_through(reroute.source_alias))
+            _save(reroute)
     _finish_succeeded(reroute, moved=_moved(reroute.stats_before, now), stats_after=_stats_dict(now))
 
 
 def _call(reroute: Reroute, what: str, call: Callable[[], Any],
           record: Callable[[Any], dict] = lambda result: {}) -> Any:
     """Make one SparkBot call; record its duration and answer as an event, with `record(result)`'s
-    fields of the reroute saved in the same transaction."""
+    fields of the reroute saved in the same transaction. Each answer is a sign of life."""
     started = time.perf_counter()
     try:
         result = call()
     except SparkBotError as error:
         seconds = time.perf_counter() - started
         reroute.sparkbot_seconds += seconds
-        _event(reroute, Kind.CALL, f"Tried to {what}: {error.code} ({error.status_code or 'no answer'}).",
-               {"what": what, "ms": round(seconds * 1000, 1), "error": error.code,
-                "status": error.status_code, "detail": error.detail[:300]})
+        with _fenced(reroute, late=sentences.call_failed(what, error)):
+            _event(reroute, Kind.CALL, sentences.call_failed(what, error), sentences.call_detail(what, seconds, error))
+            _save(reroute)
         raise
     seconds = time.perf_counter() - started
     reroute.sparkbot_seconds += seconds
-    fields = record(result)
-    with transaction.atomic():
-        _event(reroute, Kind.CALL, f"SparkBot answered: {what}.", {"what": what, "ms": round(seconds * 1000, 1)})
-        if fields:
-            _save(reroute, **fields)
+    with _fenced(reroute, late=sentences.call_answered(what)):
+        fields = record(result)
+        _event(reroute, Kind.CALL, sentences.call_answered(what), sentences.call_detail(what, seconds))
+        _save(reroute, **fields)
     return result
 
 
-def _after_error(reroute: Reroute, error: SparkBotError) -> float | None:
-    if isinstance(error, sparkbot.DeviceNotFound) and reroute.stats_before is not None:
-        missing = _missing_device(reroute)
-        sentence = error.sentence(missing, reroute.source_label)
-    else:
-        sentence = error.sentence(reroute.source_label, reroute.target_label)
+def _after_error(reroute: Reroute, error: SparkBotError, *, route_outcome_unknown: bool = False) -> float | None:
+    sentence = _error_sentence(reroute, error)
     if error.retryable and reroute.attempts < settings.SPARKBOT_MAX_ATTEMPTS:
         wait = retry_delay(attempt=reroute.attempts, retry_after=getattr(error, "retry_after", None))
-        _save(reroute)
-        _event(reroute, Kind.RETRY,
-               f"{sentence} Retrying in {wait:.1f} s (attempt {reroute.attempts + 1} of "
-               f"{settings.SPARKBOT_MAX_ATTEMPTS}).",
-               {"wait_seconds": round(wait, 3), "error": error.code})
+        with _fenced(reroute):
+            _save(reroute)
+            _event(reroute, Kind.RETRY, sentences.retrying(sentence, wait, reroute.attempts + 1),
+                   {"wait_seconds": round(wait, 3), "error": error.code})
         return wait
-    _finish_failed(reroute, error.code, sentence)
+    if route_outcome_unknown:
+        _settle(reroute, code=error.code, sentence=sentence)
+    else:
+        _finish_failed(reroute, error.code, sentence)
     return None
+
+
+def _error_sentence(reroute: Reroute, error: SparkBotError) -> str:
+    if isinstance(error, sparkbot.DeviceNotFound) and reroute.stats_before is not None:
+        return error.sentence(_missing_device(reroute), reroute.source_label)
+    return error.sentence(reroute.source_label, reroute.target_label)
 
 
 def _missing_device(reroute: Reroute) -> str:
@@ -217,6 +300,33 @@ def _missing_device(reroute: Reroute) -> str:
     except SparkBotError:
         return f"{reroute.source_label} or {reroute.target_label}"
     return reroute.source_label
+
+
+def _settle(reroute: Reroute, *, code: str, sentence: str) -> None:
+    """The last attempt is over and its route call may have gone through unrecorded: read the queue
+    to tell, then end. If SparkBot cannot be read, the reroute stays running and the sweeper settles
+    it after REROUTE_STUCK_AFTER_SECONDS."""
+    before = (reroute.stats_before or {}).get("total")
+    if reroute.routed_at is None and not before:
+        _finish_failed(reroute, code, sentence)  # nothing was there to route, or never read: nothing moved
+        return
+    try:
+        now = _call(reroute, READ_AGAIN, lambda: sparkbot.client().queue_stats(reroute.source_id)[0])
+    except SparkBotError as error:
+        if reroute.routed_at:
+            _finish_failed(reroute, error.code, _error_sentence(reroute, error))  # ends succeeded, unconfirmed
+            return
+        with _fenced(reroute):
+            _event(reroute, Kind.RECOVERED, sentences.route_outcome_unknown(
+                reroute.source_alias, _error_sentence(reroute, error), settings.REROUTE_STUCK_AFTER_SECONDS))
+            _save(reroute)
+        return
+    if reroute.routed_at:
+        _finish_succeeded(reroute, moved=_moved(reroute.stats_before, now), stats_after=_stats_dict(now))
+    elif now.total == 0:
+        _finish_empty(reroute, now)
+    else:
+        _finish_failed(reroute, code, sentences.nothing_moved(sentence, reroute.source_alias, now.total))
 
 
 def retry_delay(*, attempt: int, retry_after: float | None) -> float:
@@ -231,12 +341,16 @@ def retry_delay(*, attempt: int, retry_after: float | None) -> float:
 def reroute_retry_scheduled(*, reroute_id: int, attempt: int, wait: float) -> None:
     """Hand the next attempt to the broker; if that fails, end the reroute honestly."""
     try:
-        _enqueue(reroute_id, attempt=attempt, countdown=wait)
+        dispatch.reroute_attempt(reroute_id, attempt=attempt, countdown=wait)
     except Exception as error:
         logger.error("could not schedule attempt %s of reroute %s: %s", attempt, reroute_id, error)
         reroute = Reroute.objects.get(pk=reroute_id)
-        _finish_failed(reroute, "queue_unavailable",
-                       "The next attempt could not be scheduled because the task queue is down.")
+        if reroute.status != Reroute.Status.RUNNING or reroute.attempts != attempt - 1:
+            return  # not this attempt's any more
+        try:
+            _finish_failed(reroute, "queue_unavailable", sentences.QUEUE_UNAVAILABLE)
+        except Superseded as superseded:
+            _note_superseded(reroute, superseded)
 
 
 # Ending ---------------------------------------------------------------------------------
@@ -247,6 +361,14 @@ def _finish_succeeded(reroute: Reroute, *, moved: int | None, **fields) -> None:
 
 
 def _finish_failed(reroute: Reroute, code: str, sentence: str) -> None:
+    """End a reroute that could not be done, or, once SparkBot accepted its route call, one whose
+    count cannot be confirmed: a routed reroute never ends failed."""
+    if reroute.routed_at:
+        reason = sentences.count_unconfirmed(reroute.source_alias, sentence,
+                                             (reroute.stats_before or {}).get("total"))
+        _end(reroute, Reroute.Status.SUCCEEDED, {"messages_moved": None, "unconfirmed": code},
+             messages_moved=None, error_code="count_unconfirmed", error_message=reason)
+        return
     _end(reroute, Reroute.Status.FAILED, {"error": code}, error_code=code, error_message=sentence)
 
 
@@ -254,48 +376,58 @@ def _pauses_source(reroute: Reroute) -> bool:
     return reroute.handover_run_id is not None and reroute.handover_run.pause_sources
 
 
-def _resume_source(reroute: Reroute) -> None:
-    """A handover that paused the source sets it back to active, whatever the outcome."""
-    if not _pauses_source(reroute):
+def _set_source_queue_back(reroute: Reroute) -> None:
+    """A handover that paused the source sets it back to the status it had, whatever the outcome."""
+    status = reroute.source_queue_status
+    if not status:
         return
     try:
-        _call(reroute, "set the queue of the source back to active",
-              lambda: sparkbot.client().queue_set_status(reroute.source_id, "active"))
+        _call(reroute, sentences.set_back(status),
+              lambda: sparkbot.client().queue_set_status(reroute.source_id, status))
     except SparkBotError as error:
-        _event(reroute, Kind.CALL, f"The queue of {reroute.source_label} is still paused: "
-               f"{error.sentence(reroute.source_label, reroute.target_label)} Set it to active in SparkBot.")
+        with _fenced(reroute):
+            _event(reroute, Kind.CALL, sentences.still_paused(
+                reroute.source_label, status, error.sentence(reroute.source_label, reroute.target_label)))
+            _save(reroute)
 
 
 def _end(reroute: Reroute, status: str, detail: dict, **fields) -> None:
-    """End the reroute: its last event, then its place in the audit chain, in one transaction."""
-    _resume_source(reroute)
-    with transaction.atomic():
+    """End the reroute: its last event, then its place in the audit chain, in one fenced transaction."""
+    _set_source_queue_back(reroute)
+    with _fenced(reroute, late=f"it would have ended the reroute {status}"):
         for name, value in {"status": status, "ended_at": timezone.now(), **fields}.items():
             setattr(reroute, name, value)
         _event(reroute, status, reroute.outcome, detail)  # the event kinds "succeeded" and "failed" are the statuses
         audit.chain_append(reroute)
         _save(reroute, status=status, ended_at=reroute.ended_at, chain_seq=reroute.chain_seq,
               chain_hash=reroute.chain_hash, **fields)
-        transaction.on_commit(lambda: _handovers_notify(reroute), robust=True)
+        transaction.on_commit(lambda: dispatch.reroute_has_ended(reroute), robust=True)
 
 
-def _handovers_notify(reroute: Reroute) -> None:
-    """A reroute ended: move on its handover, and any handover waiting for its source.
+@contextmanager
+def _fenced(reroute: Reroute, *, late: str = ""):
+    """A transaction holding the reroute's row lock, entered only while this attempt still owns it."""
+    with transaction.atomic():
+        row = Reroute.objects.select_for_update().filter(pk=reroute.pk).values("status", "fence").first()
+        if row is None or row["status"] not in Reroute.ACTIVE or row["fence"] != reroute.fence:
+            superseded = Superseded(ended=row is None or row["status"] in Reroute.ENDED)
+            superseded.late = late
+            raise superseded
+        yield
 
-    Its own handover moves on here and now, saving a trip through the task queue per move;
-    the periodic tick covers this process dying first.
-    """
-    from . import handovers  # handovers import this module
-    from .tasks import handover_advance
 
-    if reroute.handover_run_id:
-        handovers.handover_advance(run_id=reroute.handover_run_id)
-    for run_id in set(handovers.handover_runs_waiting_for(source_id=reroute.source_id)) - {reroute.handover_run_id}:
-        handover_advance.delay(run_id)
+def _note_superseded(reroute: Reroute, superseded: Superseded) -> None:
+    logger.warning("attempt %s of reroute %s came late (%s)", reroute.attempts, reroute.pk, superseded.late)
+    _event(reroute, Kind.SUPERSEDED,
+           sentences.superseded(reroute.attempts, ended=superseded.ended, late=superseded.late or "nothing"),
+           {"attempt": reroute.attempts, "late": superseded.late})
+
+
+# Finding lost work ----------------------------------------------------------------------
 
 
 def reroutes_sweep() -> dict[str, int]:
-    """Find lost work: reroutes the task queue never delivered, and reroutes whose worker died.
+    """Find lost work: reroutes the task queue never delivered, and reroutes whose attempt went silent.
 
     Each row is re-checked under its lock, so that sweeps running at once act once.
     """
@@ -306,7 +438,7 @@ def reroutes_sweep() -> dict[str, int]:
     stuck = Reroute.objects.filter(status=Reroute.Status.RUNNING, updated_at__lt=silent_since)
     requeued = sum(_requeue_waiting(reroute_id=pk, queued_before=queued_before)
                    for pk in list(waiting.values_list("pk", flat=True)))
-    recovered = sum(_recover_stuck(reroute_id=pk, silent_since=silent_since)
+    recovered = sum(_recover_silent(reroute_id=pk, silent_since=silent_since)
                     for pk in list(stuck.values_list("pk", flat=True)))
     return {"requeued": requeued, "recovered": recovered}
 
@@ -318,33 +450,40 @@ def _requeue_waiting(*, reroute_id: int, queued_before) -> bool:
                 pk=reroute_id, status=Reroute.Status.QUEUED, updated_at__lt=queued_before).first()
             if reroute is None:
                 return False
-            _event(reroute, Kind.RECOVERED, "Handed to the task queue again: it had not started.")
+            _event(reroute, Kind.RECOVERED, sentences.REQUEUED)
             _save(reroute)  # a sign of life: the next sweep waits again
-            _enqueue(reroute_id, attempt=1)  # inside the transaction: if it fails, nothing is recorded
+            dispatch.reroute_attempt(reroute_id, attempt=1)  # inside the transaction: if it fails, nothing is recorded
     except Exception as error:
         logger.warning("task queue still unavailable for reroute %s: %s", reroute_id, type(error).__name__)
         return False
     return True
 
 
-def _recover_stuck(*, reroute_id: int, silent_since) -> bool:
-    """Give a reroute whose worker died its next attempt, or end it when it has had them all."""
-    with transaction.atomic():
-        reroute = Reroute.objects.select_for_update().filter(
-            pk=reroute_id, status=Reroute.Status.RUNNING, updated_at__lt=silent_since).first()
-        if reroute is None:
-            return False
-        if reroute.attempts >= settings.SPARKBOT_MAX_ATTEMPTS:
-            _finish_failed(reroute, "interrupted",
-                           f"The worker stopped during the last attempt. Check the queues of "
-                           f"{reroute.source_alias} and {reroute.target_alias} before trying again.")
-            return True
-        _event(reroute, Kind.RECOVERED,
-               f"Attempt {reroute.attempts} stopped without an answer (its worker died). Attempt "
-               f"{reroute.attempts + 1} will read the queue again before routing.")
-        _save(reroute)
-        next_attempt = reroute.attempts + 1
-        transaction.on_commit(lambda: _enqueue(reroute_id, attempt=next_attempt), robust=True)
+def _recover_silent(*, reroute_id: int, silent_since) -> bool:
+    """Fence out a silent attempt; publish the next one, or settle the reroute if that was the last."""
+    silent = settings.REROUTE_STUCK_AFTER_SECONDS
+    try:
+        with transaction.atomic():
+            reroute = Reroute.objects.select_for_update().filter(
+                pk=reroute_id, status=Reroute.Status.RUNNING, updated_at__lt=silent_since).first()
+            if reroute is None:
+                return False
+            last = reroute.attempts >= settings.SPARKBOT_MAX_ATTEMPTS
+            _save(reroute, fence=reroute.fence + 1)
+            if not last:
+                _event(reroute, Kind.RECOVERED, sentences.recovered(reroute.attempts, silent))
+                # published inside the transaction: if the broker refuses, no false event stays behind
+                dispatch.reroute_attempt(reroute_id, attempt=reroute.attempts + 1)
+                return True
+            _event(reroute, Kind.RECOVERED, sentences.last_attempt_silent(reroute.attempts, silent))
+    except Exception as error:
+        logger.warning("could not recover reroute %s: %s", reroute_id, type(error).__name__)
+        return False
+    try:  # outside the sweep's transaction: settling reads the queue, and may set a paused queue back
+        _settle(reroute, code="interrupted", sentence=sentences.interrupted(reroute.source_alias,
+                                                                            reroute.target_alias))
+    except Superseded:
+        return False
     return True
 
 

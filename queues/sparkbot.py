@@ -11,6 +11,8 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as DeadlinePassed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,10 +94,18 @@ class QueueStats:
 
 @dataclass(frozen=True)
 class Reply:
-    """A successful answer: its JSON (None when the body was empty)."""
+    """A successful answer: its JSON (None when the body was empty or, where tolerated, not JSON).
+
+    `text` keeps the start of a body that was not JSON, for the audit record.
+    """
 
     data: Any
     status_code: int
+    text: str = ""
+
+    @property
+    def for_audit(self) -> Any:
+        return {"not_json": self.text} if self.text else self.data
 
 
 def redact(data: Any, secret: str) -> Any:
@@ -273,10 +283,18 @@ def error_for(response: httpx.Response, *, device_id: str = "") -> SparkBotError
 
 
 class SparkBotClient:
-    """Answers and errors leave this class with the API key and secret-looking fields removed."""
+    """Answers and errors leave this class with the API key and secret-looking fields removed.
+
+    `timeout` bounds a whole call, not only each phase of it (httpx's own timeouts are per
+    phase: a slow trickle of bytes could otherwise hold a call for many times `timeout`).
+    A call past its deadline raises Timeout at once; its request is abandoned and ends on
+    its own phase timeouts. What SparkBot did with it is unknown, exactly as with any timeout.
+    """
 
     def __init__(self, *, base_url: str, api_key: str, timeout: float, transport=None):
         self._api_key = api_key
+        self._deadline = timeout
+        self._calls = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sparkbot-call")
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             headers={"Token": api_key, "Accept": "application/json"},
@@ -286,13 +304,16 @@ class SparkBotClient:
         )
 
     def close(self) -> None:
+        self._calls.shutdown(wait=False, cancel_futures=True)
         self._http.close()
 
-    def _call(self, method: str, path: str, *, device_id: str = "", **kwargs) -> Reply:
+    def _call(self, method: str, path: str, *, device_id: str = "", body_may_be_text: bool = False,
+              **kwargs) -> Reply:
         started = time.perf_counter()
         try:
-            response = self._http.request(method, path.lstrip("/"), **kwargs)
-        except httpx.TimeoutException as error:
+            call = self._calls.submit(self._http.request, method, path.lstrip("/"), **kwargs)
+            response = call.result(timeout=self._deadline)
+        except (httpx.TimeoutException, DeadlinePassed) as error:
             self._log(method, path, "timeout", started)
             raise Timeout(type(error).__name__) from None
         except httpx.TransportError as error:
@@ -304,6 +325,9 @@ class SparkBotClient:
             error.detail = redact(error.detail, self._api_key)
             error.args = (error.detail or error.code,)
             raise error
+        if body_may_be_text and not _is_json(response):
+            return Reply(data=None, status_code=response.status_code,
+                         text=redact(response.text[:2000], self._api_key))
         return Reply(data=redact(_json_or_none(response), self._api_key), status_code=response.status_code)
 
     def _log(self, method: str, path: str, outcome, started: float) -> None:
@@ -343,9 +367,10 @@ class SparkBotClient:
         return QueueStats.from_api(reply.data)
 
     def route_queue(self, source_id: str, target_id: str) -> Reply:
+        """Any 2xx means SparkBot took the route; its reply's shape is not published, so any body is kept."""
         return self._call(
             "PATCH", f"devices/{_checked(source_id)}/queue",
-            json={"device": _checked(target_id)}, device_id=source_id,
+            json={"device": _checked(target_id)}, device_id=source_id, body_may_be_text=True,
         )
 
 
@@ -353,6 +378,14 @@ def _checked(device_id: str) -> str:
     if not DEVICE_ID.match(device_id or ""):
         raise BadRequest(f"{device_id!r} is not a SparkBot device id")
     return device_id
+
+
+def _is_json(response: httpx.Response) -> bool:
+    try:
+        response.json()
+    except ValueError:
+        return not response.content.strip()
+    return True
 
 
 def _json_or_none(response: httpx.Response) -> Any:
@@ -385,9 +418,13 @@ def client() -> SparkBotClient:
     return _client
 
 
-def client_reset() -> None:
-    """Forget the shared client (tests that change settings, and forked workers)."""
-    global _client
+def client_reset(*, close: bool = True) -> None:
+    """Forget the shared client (tests that change settings; forked workers, which must not
+    touch the parent's connections and threads: close=False)."""
+    global _client, _client_lock
+    if not close:
+        _client, _client_lock = None, threading.Lock()
+        return
     with _client_lock:
         if _client is not None:
             _client.close()

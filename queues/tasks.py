@@ -8,8 +8,8 @@ from . import handovers, services, sparkbot
 
 @worker_process_init.connect
 def _fresh_http_client(**kwargs):
-    """A forked worker process must not share its parent's connection pool."""
-    sparkbot.client_reset()
+    """A forked worker process must not share (or close) its parent's connection pool."""
+    sparkbot.client_reset(close=False)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -8,16 +8,26 @@ from .env import (
     env_bool, env_database, env_float, env_int, env_list, env_log_level, env_pair, env_str, env_str_or_default,
     env_time_zone, env_url,
 )
+from .local_secrets import AUDIT_CHAIN_KEY_FILE, SECRET_KEY_FILE, var_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str_or_default("SPARKBOT_DASH_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY")
+# From the environment, else from the var dir, where `make setup` (or a DEBUG start) writes one once.
+# Production never makes one up: each container would sign with a different key.
+SECRET_KEY = env_str("SECRET_KEY") or var_secret(VAR_DIR / SECRET_KEY_FILE, create=DEBUG)
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    SECRET_KEY = "insecure-development-key-only-for-debug"
+    raise ImproperlyConfigured(
+        f"SECRET_KEY must be set when DEBUG is off, in the environment or in {VAR_DIR / SECRET_KEY_FILE} "
+        "(which `make setup` writes)."
+    )
+# The audit chain's HMAC key: kept out of the database, so that whoever can rewrite records by SQL cannot
+# forge their chain. From the environment (docker-compose requires it: every process must share it), else
+# written once under the var dir.
+AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY") or var_secret(VAR_DIR / AUDIT_CHAIN_KEY_FILE, create=True)
+if len(AUDIT_CHAIN_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_CHAIN_KEY must be at least 32 characters long (e.g. `openssl rand -hex 32`).")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 
 INSTALLED_APPS = [
@@ -29,10 +39,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    "pgtrigger",
     "queues",
 ]
 
 MIDDLEWARE = [
+    "sparkbot_dash.middleware.ProxyHeaderHintMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -95,17 +107,22 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
-# Security headers and cookies. Behind an HTTPS proxy set SECURE_PROXY_SSL_HEADER
-# (e.g. HTTP_X_FORWARDED_PROTO,https) and turn the rest on; see docs/SECURITY.md.
+# Security headers and cookies. With DEBUG off, HTTPS only: cookies never go over plain HTTP, plain HTTP
+# is redirected, and browsers are told (HSTS) to use HTTPS for a year; each can be turned off. Behind an
+# HTTPS proxy (docker-compose's Caddy) also set SECURE_PROXY_SSL_HEADER; if it is missing, the
+# ProxyHeaderHintMiddleware says so. See docs/SECURITY.md.
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+# Preloading commits the whole domain to HTTPS in browsers for months, so it is asked for, never a default;
+# until then Django's reminder about it (security.W021) is silenced.
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_PROXY_SSL_HEADER = env_pair("SECURE_PROXY_SSL_HEADER")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [], empty_ok=True)
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
@@ -114,20 +131,32 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 
-# Sign-in: repeated failures for one username from one address are locked out for a
-# while, and every attempt is recorded (django-axes).
+# Sign-in: repeated failures for one username from one address, or for any usernames from one
+# address (password spraying), are locked out for a while, and every attempt is recorded (django-axes;
+# the address limit and the lockout page are in queues/sign_in.py).
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 5, minimum=1)
+SIGN_IN_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 5, minimum=1)
+SIGN_IN_ADDRESS_FAILURE_LIMIT = env_int("SIGN_IN_ADDRESS_FAILURE_LIMIT", 20, minimum=1)
+if SIGN_IN_ADDRESS_FAILURE_LIMIT < SIGN_IN_FAILURE_LIMIT:
+    raise ImproperlyConfigured("SIGN_IN_ADDRESS_FAILURE_LIMIT must be at least SIGN_IN_FAILURE_LIMIT "
+                               f"({SIGN_IN_FAILURE_LIMIT}): it counts the failures of every username from one address.")
+# Behind a proxy every request comes from the proxy's address: trust the address it puts last in
+# X-Forwarded-For only when a proxy that sets that header stands in front (docker-compose's Caddy).
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+AXES_FAILURE_LIMIT = "queues.sign_in.failure_limit"
+AXES_CLIENT_IP_CALLABLE = "queues.sign_in.client_address"
+AXES_LOCKOUT_CALLABLE = "queues.sign_in.lockout_response"
 AXES_COOLOFF_TIME = env_float("SIGN_IN_LOCKOUT_MINUTES", 15.0, minimum=0.1) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True  # the lasting record; attempts are reset on success
 
 # Redis when REDIS_URL is set; otherwise Celery's filesystem broker and a local cache.
 REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # django-redis: its cache.lock() is the device list's lock (an owner token; only the owner releases).
+    CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 5, "SOCKET_TIMEOUT": 5}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
@@ -157,6 +186,10 @@ if not 30 <= len(SPARKBOT_API_KEY) <= 200:
     raise ImproperlyConfigured("SPARKBOT_API_KEY must be 30 to 200 characters long.")
 SPARKBOT_TIMEOUT = env_float("SPARKBOT_TIMEOUT", 10.0, minimum=0.1)
 SPARKBOT_DEVICE_CACHE_SECONDS = env_int("SPARKBOT_DEVICE_CACHE_SECONDS", 60, minimum=1)
+# A failed walk of the device list is answered from the cache for this long (so waiting pages learn it);
+# with no list at all, a page waits this long for the walk before saying it is still loading.
+SPARKBOT_DEVICE_ERROR_CACHE_SECONDS = env_int("SPARKBOT_DEVICE_ERROR_CACHE_SECONDS", 5, minimum=1)
+SPARKBOT_DEVICE_WAIT_SECONDS = env_float("SPARKBOT_DEVICE_WAIT_SECONDS", 10.0, minimum=0.1)
 SPARKBOT_MAX_ATTEMPTS = env_int("SPARKBOT_MAX_ATTEMPTS", 5, minimum=1)
 SPARKBOT_RETRY_BASE_SECONDS = env_float("SPARKBOT_RETRY_BASE_SECONDS", 2.0)
 SPARKBOT_RETRY_MAX_SECONDS = env_float("SPARKBOT_RETRY_MAX_SECONDS", 60.0)
@@ -169,21 +202,28 @@ REROUTE_REQUEUE_AFTER_SECONDS = env_int("REROUTE_REQUEUE_AFTER_SECONDS", 30, min
 REROUTE_STUCK_AFTER_SECONDS = env_int("REROUTE_STUCK_AFTER_SECONDS", 300, minimum=10)
 # Days an ended reroute stays in the database before `archive_reroutes` moves it to an archive file (0 = forever).
 REROUTE_RETENTION_DAYS = env_int("REROUTE_RETENTION_DAYS", 0)
-# A live attempt makes at most four calls, and waits at most SPARKBOT_RETRY_MAX_SECONDS
-# before the next: it must never look stuck.
-_LONGEST_SILENCE = 4 * SPARKBOT_TIMEOUT + SPARKBOT_RETRY_MAX_SECONDS + 5
+# A live attempt must never look stuck. It makes at most five SparkBot calls (read the queue,
+# pause it for a handover, route it, read it again, set it back), each cut off by the client
+# at SPARKBOT_TIMEOUT whatever SparkBot does, and writes a sign of life after each; between
+# two attempts it waits at most SPARKBOT_RETRY_MAX_SECONDS.
+SPARKBOT_CALLS_PER_ATTEMPT = 5
+_LONGEST_SILENCE = SPARKBOT_CALLS_PER_ATTEMPT * SPARKBOT_TIMEOUT + SPARKBOT_RETRY_MAX_SECONDS + 5
 if REROUTE_STUCK_AFTER_SECONDS < _LONGEST_SILENCE:
     raise ImproperlyConfigured(
-        f"REROUTE_STUCK_AFTER_SECONDS must be at least {_LONGEST_SILENCE:g} (4 x SPARKBOT_TIMEOUT + "
+        f"REROUTE_STUCK_AFTER_SECONDS must be at least {_LONGEST_SILENCE:g} (5 calls x SPARKBOT_TIMEOUT + "
         "SPARKBOT_RETRY_MAX_SECONDS + 5), or a live reroute could be taken for a dead one."
     )
 # Shift handovers: how many moves of one run go at once, and how often scheduled plans
 # are checked (and running handovers nudged).
 HANDOVER_CONCURRENCY = env_int("HANDOVER_CONCURRENCY", 5, minimum=1)
 HANDOVER_TICK_SECONDS = env_float("HANDOVER_TICK_SECONDS", 10.0, minimum=1)
+# Each periodic task expires after one period: a worker that was down does not come back to a
+# backlog of sweeps and ticks (the next one is on its way anyway).
 CELERY_BEAT_SCHEDULE = {
-    "sweep-lost-reroutes": {"task": "queues.tasks.reroutes_sweep", "schedule": REROUTE_SWEEP_SECONDS},
-    "handovers-tick": {"task": "queues.tasks.handovers_tick", "schedule": HANDOVER_TICK_SECONDS},
+    "sweep-lost-reroutes": {"task": "queues.tasks.reroutes_sweep", "schedule": REROUTE_SWEEP_SECONDS,
+                            "options": {"expires": REROUTE_SWEEP_SECONDS}},
+    "handovers-tick": {"task": "queues.tasks.handovers_tick", "schedule": HANDOVER_TICK_SECONDS,
+                       "options": {"expires": HANDOVER_TICK_SECONDS}},
 }
 
 LOGGING = {

@@ -1,8 +1,9 @@
 """HTTP front of the SparkBot sandbox: the fake `/v1` API and the `/_sandbox` control API.
 
 Order of checks on a `/v1` call: added latency, API key (401), path and method
-(404 / 405), then an injected fault if one matches, then the real handler.
-Every `/v1` call is recorded (without the key); control calls are not.
+(404 / 405), then an injected fault if one matches, then chaos (a random failure, when
+turned on), then the real handler. Every `/v1` call is recorded (without the key);
+control calls are not. Every route carried out also goes into the route ledger.
 """
 
 import json
@@ -14,13 +15,20 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from .state import ApiError, SandboxState, auth_status, bad_request, parse_fault, parse_latency
+from .state import (
+    READ_ROUTES, ApiError, SandboxState, auth_status, bad_request, parse_chaos, parse_fault, parse_latency,
+)
 
 API_PREFIX = "/v1"
 CONTROL_PREFIX = "/_sandbox"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
 _SECRET_QUERY_NAMES = {"token", "key", "apikey", "api_key", "access_token"}
+TRICKLE_GAP_SECONDS = 0.25  # between the pieces of a slow answer: far below any client's read timeout
+BAD_GATEWAY_PAGE = (  # what a proxy in front of SparkBot answers when SparkBot is away
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
 
 
 @dataclass
@@ -38,6 +46,10 @@ class Response:
     body: bytes = b""
     content_type: str = None
     headers: dict = field(default_factory=dict)
+    delay_seconds: float = 0  # wait this long before answering (or dropping)
+    drop: bool = False  # close the connection without any answer
+    trickle_seconds: float = 0  # send the body a few bytes at a time over this long
+    chaos: str = None  # the chaos fault this is, if any
 
 
 def json_response(status, payload):
@@ -154,6 +166,30 @@ def clear_faults(state, request):
     return _ok()
 
 
+def start_chaos(state, request):
+    chaos = parse_chaos(request.body)
+    state.start_chaos(chaos)
+    return json_response(201, {"ok": True, "chaos": chaos})
+
+
+def get_chaos(state, request):
+    return json_response(200, state.chaos_report())
+
+
+def stop_chaos(state, request):
+    state.stop_chaos()
+    return json_response(200, state.chaos_report())
+
+
+def get_routes(state, request):
+    return json_response(200, state.routes(request.query.get("source")))
+
+
+def clear_routes(state, request):
+    state.clear_routes()
+    return _ok()
+
+
 def set_queue_counts(state, request, dev_id):
     return json_response(200, state.set_queue_counts(dev_id, request.body))
 
@@ -176,6 +212,8 @@ CONTROL_ROUTES = [
     (re.compile(r"/calls"), {"GET": get_calls, "DELETE": clear_calls}),
     (re.compile(r"/latency"), {"POST": set_latency}),
     (re.compile(r"/faults"), {"GET": list_faults, "POST": add_fault, "DELETE": clear_faults}),
+    (re.compile(r"/chaos"), {"GET": get_chaos, "POST": start_chaos, "DELETE": stop_chaos}),
+    (re.compile(r"/routes"), {"GET": get_routes, "DELETE": clear_routes}),
     (re.compile(r"/queues/([^/]+)"), {"POST": set_queue_counts}),
     (re.compile(r"/devices"), {"GET": get_full_state}),
     (re.compile(r"/devices/([^/]+)"), {"POST": update_device}),
@@ -219,6 +257,44 @@ def fault_response(fault):
         response = Response(status, body.encode("utf-8"), _raw_content_type(body))
     if fault["retry_after"] is not None:
         response.headers["Retry-After"] = fault["retry_after"]
+    return response
+
+
+def chaos_response(state, request, route, handler, args, chaos):
+    """The failure chaos picked for this call.
+
+    A hang is never carried out: it answers late (reads only) or closes the connection
+    after `hang_seconds`. A lost answer is a route call carried out (in the ledger) whose
+    connection then closes without an answer, at once or after `hang_seconds`. A slow
+    answer is the call carried out, its status and headers sent at once, and its body a
+    few bytes every TRICKLE_GAP_SECONDS for `slow_seconds`: no single read waits long,
+    the whole call does.
+    """
+    kind, hang = chaos["kind"], chaos["hang_seconds"]
+    if kind == "server_error":
+        response = error_response(ApiError(500, "Internal server error (sandbox chaos)", "server_error"))
+    elif kind == "bad_gateway":
+        response = Response(502, BAD_GATEWAY_PAGE.encode("utf-8"), "text/html")
+    elif kind == "rate_limited":
+        response = error_response(ApiError(429, "Too many requests (sandbox chaos)", "rate_limited"))
+        response.headers["Retry-After"] = str(chaos["retry_after"])
+    elif kind == "hang" and route in READ_ROUTES and chaos["late"]:
+        response = handler(state, request, *args)
+        response.delay_seconds = hang
+    elif kind == "hang":
+        response = Response(0, delay_seconds=hang, drop=True)
+    elif kind == "slow_answer":
+        response = handler(state, request, *args)
+        pieces = max(2, round(chaos["slow_seconds"] / TRICKLE_GAP_SECONDS))
+        response.body += b" " * max(0, pieces - len(response.body))  # JSON allows trailing blanks
+        response.trickle_seconds = chaos["slow_seconds"]
+    else:  # lost_answer
+        try:
+            state.route_queue(args[0], request.body, answer_lost=True)
+        except ApiError:
+            pass  # nothing carried out; the answer is lost all the same
+        response = Response(0, delay_seconds=hang if chaos["late"] else 0, drop=True)
+    response.chaos = kind
     return response
 
 
@@ -291,12 +367,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             response = self._api_response(request, auth)
         except ApiError as error:
             response = error_response(error)
-        self.state.record_call({
+        call = {
             "method": request.method, "path": request.path,
-            "query": _safe_query(request.query), "status": response.status,
+            "query": _safe_query(request.query), "status": None if response.drop else response.status,
             "auth": auth, "body": request.body, "at": started_at,
             "duration_ms": round((time.monotonic() - started) * 1000, 3),
-        })
+        }
+        if response.chaos:
+            call["chaos"] = response.chaos
+        self.state.record_call(call)
         return response
 
     def _api_response(self, request, auth):
@@ -309,9 +388,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
             time.sleep(fault["hang_seconds"])
             if fault["status"] is not None:
                 return fault_response(fault)
+        chaos = self.state.take_chaos(route)
+        if chaos:
+            return chaos_response(self.state, request, route, handler, args, chaos)
         return handler(self.state, request, *args)
 
     def _send(self, response):
+        if response.delay_seconds:
+            time.sleep(response.delay_seconds)
+        if response.drop:
+            self._drop_connection()
+            return
         try:
             self.send_response(response.status)
             if response.content_type:
@@ -320,9 +407,27 @@ class SandboxHandler(BaseHTTPRequestHandler):
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(response.body)
+            if response.trickle_seconds:
+                self._trickle(response)
+            else:
+                self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError):  # client gave up (e.g. timeout)
             self.close_connection = True
+
+    def _trickle(self, response):
+        pieces = max(2, round(response.trickle_seconds / TRICKLE_GAP_SECONDS))
+        size = -(-len(response.body) // pieces)
+        for start in range(0, len(response.body), size):
+            time.sleep(response.trickle_seconds / pieces)
+            self.wfile.write(response.body[start:start + size])
+
+    def _drop_connection(self):
+        """Close the connection without a byte of answer, as a dying server or proxy would."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 class SandboxServer(ThreadingHTTPServer):

@@ -8,8 +8,10 @@ API's error JSON `{"status", "message", "errorCode"}`.
 
 import copy
 import hmac
+import random
 import re
 import threading
+import time
 
 from .seed import initial_state
 
@@ -26,6 +28,10 @@ FAULT_FIELDS = (
     "method", "route", "status", "times", "retry_after", "body", "hang_seconds", "device",
 )
 _ID_RE = re.compile(r"[0-9a-f]{24}")
+# Chaos: a random share of /v1 calls fails in one of these ways (see `parse_chaos`).
+CHAOS_KINDS = ("server_error", "bad_gateway", "rate_limited", "hang", "lost_answer", "slow_answer")
+CHAOS_FIELDS = ("rate", "seed", "kinds", "hang_seconds", "retry_after", "routes", "slow_seconds")
+READ_ROUTES = ("devices_list", "device_get", "queue_get")
 
 
 class ApiError(Exception):
@@ -181,6 +187,50 @@ def _check_fault(fault):
         raise bad_request("A fault needs a status, a hang_seconds, or both")
 
 
+def parse_chaos(body):
+    """Normalised chaos settings from a `POST /_sandbox/chaos` body.
+
+    rate: share of calls that fail (0..1); seed: of the random choices; kinds: among
+    CHAOS_KINDS (default all), picked evenly (list a kind twice to pick it twice as often);
+    hang_seconds: how long a hang lasts (make it longer than the client's timeout);
+    retry_after: whole seconds sent with a 429; slow_seconds: how long a slow answer takes
+    to arrive, a few bytes at a time; routes: the route names chaos applies to (default
+    all). `lost_answer` applies to route calls only.
+    """
+    _require_object(body, "chaos settings")
+    unknown = sorted(set(body) - set(CHAOS_FIELDS))
+    if unknown:
+        raise bad_request(f"Unknown chaos fields: {', '.join(unknown)}")
+    chaos = {
+        "rate": body.get("rate"),
+        "seed": body.get("seed", 0),
+        "kinds": body.get("kinds", list(CHAOS_KINDS)),
+        "hang_seconds": body.get("hang_seconds", 2),
+        "retry_after": body.get("retry_after", 1),
+        "routes": body.get("routes", list(ROUTE_NAMES)),
+        "slow_seconds": body.get("slow_seconds", 12),
+    }
+    if not (_is_number(chaos["rate"]) and 0 <= chaos["rate"] <= 1):
+        raise bad_request("rate must be a number from 0 to 1")
+    if not _is_int(chaos["seed"]):
+        raise bad_request("seed must be an integer")
+    _check_names(chaos["kinds"], CHAOS_KINDS, "kinds")
+    _check_names(chaos["routes"], ROUTE_NAMES, "routes")
+    if not (_is_number(chaos["hang_seconds"]) and chaos["hang_seconds"] > 0):
+        raise bad_request("hang_seconds must be a positive number")
+    if not (_is_int(chaos["retry_after"]) and chaos["retry_after"] >= 0):
+        raise bad_request("retry_after must be a whole number of seconds")
+    if not (_is_number(chaos["slow_seconds"]) and chaos["slow_seconds"] > 0):
+        raise bad_request("slow_seconds must be a positive number")
+    return chaos
+
+
+def _check_names(names, allowed, field_name):
+    valid = isinstance(names, list) and names and all(name in allowed for name in names)
+    if not valid:
+        raise bad_request(f"{field_name} must be a non-empty list of: {', '.join(allowed)}")
+
+
 def _check_device_fields(body):
     _require_object(body, "device fields")
     allowed = {"alias", "status", "sessionStatus"}
@@ -231,9 +281,16 @@ class SandboxState:
         self._calls = []
         self._faults = []
         self._latency_ms = 0.0
+        self._chaos = None
+        self._chaos_random = random.Random(0)
+        self._chaos_injected = {kind: 0 for kind in CHAOS_KINDS}
+        self._chaos_by_route = {}
+        self._chaos_calls = 0
+        self._routes = []
 
     def reset(self):
-        """Back to the seed (same api key and extra devices); clears calls, faults, latency."""
+        """Back to the seed (same api key and extra devices); clears calls, faults, latency,
+        chaos, its counts and the route ledger."""
         with self._lock:
             self._load_seed()
 
@@ -267,13 +324,19 @@ class SandboxState:
             self._queues[dev_id].update({name: 0 for name in QUEUE_COUNTS})
             return self._stats(dev_id)
 
-    def route_queue(self, source_id, body):
-        """Move every queued message to the target; None when the source queue was empty."""
+    def route_queue(self, source_id, body, answer_lost=False):
+        """Move every queued message to the target; None when the source queue was empty.
+
+        Every route carried out goes into the ledger (see `routes`), `answer_lost` telling
+        that the server will not deliver its answer (chaos).
+        """
         with self._lock:
             self._require(source_id)
             target_id = parse_route_body(body)
             self._require_target(source_id, target_id)
             moved = self._move_messages(source_id, target_id)
+            self._routes.append({"source": source_id, "target": target_id, "moved": moved,
+                                 "at": time.time(), "answer_lost": answer_lost})
             if not moved:
                 return None
             return {"success": True, "source": source_id, "target": target_id,
@@ -386,3 +449,54 @@ class SandboxState:
                         self._faults.remove(fault)
                     return dict(fault)
             return None
+
+    # chaos and the route ledger
+
+    def start_chaos(self, chaos):
+        """Fail a random share of calls from now on (settings from `parse_chaos`); counts go on."""
+        with self._lock:
+            self._chaos = copy.deepcopy(chaos)
+            self._chaos_random = random.Random(chaos["seed"])
+
+    def stop_chaos(self):
+        with self._lock:
+            self._chaos = None
+
+    def chaos_report(self):
+        """Chaos settings (None when off), faults injected by kind (and by route, then kind), and
+        the calls chaos looked at."""
+        with self._lock:
+            return {"active": self._chaos is not None, "settings": copy.deepcopy(self._chaos),
+                    "injected": dict(self._chaos_injected), "total": sum(self._chaos_injected.values()),
+                    "by_route": copy.deepcopy(self._chaos_by_route), "calls": self._chaos_calls}
+
+    def take_chaos(self, route):
+        """The fault chaos picks for a call of this route, or None.
+
+        A fault is {"kind", "hang_seconds", "retry_after", "slow_seconds", "late"}; `late` is a coin toss
+        for the kinds that end either way (a hang that answers late or closes; a lost answer
+        dropped at once or after a hang).
+        """
+        with self._lock:
+            chaos = self._chaos
+            if chaos is None or route not in chaos["routes"]:
+                return None
+            self._chaos_calls += 1
+            kinds = [kind for kind in chaos["kinds"] if kind != "lost_answer" or route == "route_queue"]
+            if not kinds or self._chaos_random.random() >= chaos["rate"]:
+                return None
+            kind = self._chaos_random.choice(kinds)
+            self._chaos_injected[kind] += 1
+            by_kind = self._chaos_by_route.setdefault(route, {})
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+            return {"kind": kind, "hang_seconds": chaos["hang_seconds"], "retry_after": chaos["retry_after"],
+                    "slow_seconds": chaos["slow_seconds"], "late": self._chaos_random.random() < 0.5}
+
+    def routes(self, source=None):
+        """The ledger of routes carried out: source, target, moved, at (epoch seconds), answer_lost."""
+        with self._lock:
+            return [dict(entry) for entry in self._routes if source in (None, entry["source"])]
+
+    def clear_routes(self):
+        with self._lock:
+            self._routes.clear()

@@ -1,7 +1,8 @@
-"""The deployment files agree with the project: docker-compose.yml, Dockerfile, .env.example.
+"""The deployment files agree with the project: docker-compose.yml, deploy/Caddyfile, Dockerfile, .env.example.
 
-docker-compose.yml is validated offline by Debian's `docker-compose config` (1.29); where
-docker-compose is missing the compose tests skip, except in CI (`CI` set), where they fail.
+docker-compose.yml is validated offline by Debian's `docker-compose config` (1.29), and
+deploy/Caddyfile by Debian's `caddy adapt`; where either is missing its tests skip, except in
+CI (`CI` set), where they fail.
 """
 
 import json
@@ -17,17 +18,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("web", "worker", "beat", "sandbox")
-SERVICES = {*APP_SERVICES, "postgres", "redis"}
+SERVICES = {*APP_SERVICES, "postgres", "redis", "caddy"}
 # The variables docker-compose.yml requires; long enough for the settings' own checks.
 COMPOSE_SECRETS = {
     "SECRET_KEY": "compose-test-secret-key-not-a-real-one",
+    "AUDIT_CHAIN_KEY": "compose-test-audit-chain-key-not-a-real-one",
     "SPARKBOT_API_KEY": "compose-test-api-key-0123456789abcdef",
+    "SPARKBOT_API_URL": "https://sparkbot.example.com/v1",
 }
+SITE_HOST = "router.example.com"
 PRODUCTION_ENV = {
     "DATABASE_URL": "postgres://sparkbot:sparkbot@postgres:5432/sparkbot",
     "REDIS_URL": "redis://redis:6379/0",
-    "SPARKBOT_API_URL": "http://sandbox:8900/v1",
     "DEBUG": "false",
+    "ALLOWED_HOSTS": SITE_HOST,
+    # Caddy terminates TLS and overwrites both headers, so the app may trust them.
+    "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+    "TRUST_X_FORWARDED_FOR": "true",
     **COMPOSE_SECRETS,
 }
 SETTINGS_SETUP = ("import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
@@ -174,7 +181,7 @@ def _check_command(argv: list[str]) -> str:
 
 @pytest.fixture(scope="module")
 def compose(tmp_path_factory) -> dict:
-    result = _compose_config(tmp_path_factory.mktemp("compose"), COMPOSE_SECRETS)
+    result = _compose_config(tmp_path_factory.mktemp("compose"), {**COMPOSE_SECRETS, "SITE_HOST": SITE_HOST})
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
     return _yaml_load(result.stdout)
 
@@ -249,6 +256,76 @@ def test_it_runs_commands_that_exist_in_the_project(compose, service, programs):
         assert commands[0][commands[0].index("--host") + 1] == "0.0.0.0"
 
 
+def _ports(service: dict) -> set[str]:
+    """The container ports a service publishes on the host (short or long syntax)."""
+    published = set()
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            published.add(str(port["target"]))
+        else:
+            published.add(str(port).split("/")[0].rsplit(":", 1)[-1])
+    return published
+
+
+def _mounts(service: dict) -> dict[str, str]:
+    """target -> source of a service's volumes (short or long syntax)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            mounts[volume["target"]] = str(volume.get("source", ""))
+        else:
+            source, target = volume.split(":")[:2]
+            mounts[target] = source
+    return mounts
+
+
+def test_it_reaches_web_only_through_caddy_on_https(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        if name != "caddy":
+            assert not service.get("ports"), f"{name} publishes a port; only caddy may"
+    caddy = services["caddy"]
+    assert caddy["image"].startswith("caddy:2")
+    assert {"80", "443"} <= _ports(caddy)
+    assert Path(_mounts(caddy)["/etc/caddy/Caddyfile"]).resolve() == ROOT / "deploy" / "Caddyfile"
+    assert "web" in caddy["depends_on"]
+    assert caddy["environment"]["SITE_HOST"] == SITE_HOST == services["web"]["environment"]["ALLOWED_HOSTS"]
+
+
+def test_it_keeps_the_sandbox_out_of_production(compose):
+    services = compose["services"]
+    assert services["sandbox"]["profiles"] == ["sandbox"]
+    for name, service in services.items():
+        if name != "sandbox":
+            assert "sandbox" not in service.get("depends_on", {}), f"{name} depends on the sandbox"
+            assert not service.get("profiles"), f"{name} must start with a plain `docker-compose up`"
+            assert "sandbox" not in str(service.get("environment", {})), f"{name} points at the sandbox"
+
+
+def _caddy() -> str:
+    path = shutil.which("caddy")
+    if path:
+        return path
+    if "CI" in os.environ:
+        pytest.fail("caddy is not installed; CI must install it (`make system-packages`, Debian package caddy) "
+                    "so that deploy/Caddyfile is validated.")
+    pytest.skip("caddy is not installed (Debian package caddy, `make system-packages`); this test fails "
+                "instead of skipping in CI.")
+
+
+def test_it_has_a_caddyfile_that_serves_the_site_host_and_proxies_to_web(tmp_path):
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "SITE_HOST": SITE_HOST}
+    command = [_caddy(), "adapt", "--config", str(ROOT / "deploy" / "Caddyfile"), "--adapter", "caddyfile"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    servers = json.loads(result.stdout)["apps"]["http"]["servers"]
+    routes = [route for server in servers.values() for route in server["routes"]]
+    hosts = [host for route in routes for match in route.get("match", []) for host in match.get("host", [])]
+    assert hosts == [SITE_HOST]
+    flat = json.dumps(routes)
+    assert '"handler": "reverse_proxy"' in flat and '"dial": "web:8000"' in flat
+
+
 def test_it_lists_gunicorn_and_celery_in_requirements():
     assert {"gunicorn", "celery", "whitenoise", "psycopg", "dj-database-url"} <= _requirements()
 
@@ -270,7 +347,7 @@ def test_it_builds_a_non_root_image_that_serves_the_wsgi_app():
     assert instructions[0] == ("FROM", "python:3.11-slim")
     runs = [rest for keyword, rest in instructions if keyword == "RUN"]
     assert any("pip install -r requirements.txt" in run for run in runs)
-    assert any("collectstatic --noinput" in run and "SECRET_KEY=" in run for run in runs)
+    assert any("collectstatic --noinput" in run and "SECRET_KEY=" in run and "AUDIT_CHAIN_KEY=" in run for run in runs)
     for keyword, rest in instructions:
         if keyword == "COPY":
             for source in shlex.split(rest)[:-1]:

@@ -3,6 +3,8 @@
 import json
 import re
 import uuid
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog
@@ -79,6 +81,61 @@ def test_it_locks_only_that_username_from_that_address(client, lead, make_user, 
     elsewhere = Client(REMOTE_ADDR="192.0.2.7")
     same_user_other_address = sign_in(elsewhere, "lead", PASSWORD)
     assert same_user_other_address.status_code == 302 and signed_in_as(elsewhere) == str(lead.pk)
+
+
+def shown_end(attempt_time: datetime, zone: str) -> str:
+    """How the lockout page writes the end of a lockout that started counting at attempt_time: rounded up to
+    the minute, in `zone`, with the zone named."""
+    ends = attempt_time + timedelta(minutes=15)
+    if ends.second or ends.microsecond:
+        ends = ends.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    local = ends.astimezone(ZoneInfo(zone))
+    return f"until {local:%H:%M} on {local.day} {local:%b %Y} ({zone} time)"
+
+
+def test_it_says_when_the_lockout_ends_in_the_dashboards_time_zone(client, lead, settings):
+    settings.TIME_ZONE = "America/New_York"
+    for _ in range(5):
+        response = sign_in(client, "lead", WRONG)
+    assert response.status_code == 429
+    attempt = AccessAttempt.objects.get(username="lead")
+    html = response.content.decode()
+    assert shown_end(attempt.attempt_time, "America/New_York") in html
+    assert "this account" in html and "any account" not in html
+    assert 880 <= int(response["Retry-After"]) <= 900
+
+
+def test_it_locks_an_address_that_tries_passwords_against_many_usernames(client, lead):
+    statuses = [sign_in(client, f"user-{number}", WRONG).status_code for number in range(20)]
+    assert statuses == [200] * 19 + [429]  # four tries per username would each have been allowed
+    locked = sign_in(client, "lead", PASSWORD)  # a real account, the right password, the same address
+    html = locked.content.decode()
+    assert locked.status_code == 429 and signed_in_as(client) is None
+    attempts = list(AccessAttempt.objects.order_by("attempt_time"))
+    assert len(attempts) == 21  # a try while locked counts too, and moves the end on:
+    assert "any account" in html and shown_end(attempts[1].attempt_time, "UTC") in html  # the oldest of 20
+    elsewhere = Client(REMOTE_ADDR="192.0.2.7")
+    assert sign_in(elsewhere, "lead", PASSWORD)["Location"] == "/reroute/"
+
+
+def test_it_keeps_the_address_count_when_one_username_signs_in(client, lead):
+    for number in range(15):
+        sign_in(client, f"user-{number}", WRONG)
+    assert sign_in(client, "lead", PASSWORD)["Location"] == "/reroute/"  # resets lead's count, not the address's
+    client.post("/accounts/logout/")
+    statuses = [sign_in(client, f"other-{number}", WRONG).status_code for number in range(5)]
+    assert statuses == [200] * 4 + [429]
+
+
+def test_it_counts_the_address_the_proxy_forwards_when_told_to_trust_it(client, lead, settings):
+    settings.TRUST_X_FORWARDED_FOR = True
+    sign_in(client, "lead", WRONG, REMOTE_ADDR="172.18.0.5", HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.9")
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.9"  # what the proxy saw, not what the client wrote
+
+
+def test_it_counts_the_connecting_address_unless_told_to_trust_a_proxy(client, lead):
+    sign_in(client, "lead", WRONG, REMOTE_ADDR="172.18.0.5", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert AccessAttempt.objects.get().ip_address == "172.18.0.5"
 
 
 def test_it_signs_in_and_goes_to_the_route_page(client, lead, sandbox):

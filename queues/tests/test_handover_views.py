@@ -105,3 +105,15 @@ def test_it_runs_a_plan_and_shows_its_live_page(manager_client, sandbox, manager
         handovers.handover_advance(run_id=run.pk)
     fragment = manager_client.get(f"/handovers/runs/{run.pk}/", HTTP_HX_REQUEST="true")
     assert fragment.status_code == 286 and b"Cancelled by manager." in fragment.content
+
+
+def test_it_does_not_start_a_second_run_of_a_plan_that_has_not_finished(manager_client, sandbox, manager,
+                                                                        django_capture_on_commit_callbacks):
+    plan = handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_1, SALES_4)], user=manager)
+    with django_capture_on_commit_callbacks(execute=False):
+        first = manager_client.post(f"/handovers/plans/{plan.pk}/run/")
+        second = manager_client.post(f"/handovers/plans/{plan.pk}/run/", follow=True)
+    run = HandoverRun.objects.get()
+    assert first["Location"] == second.redirect_chain[-1][0] == f"/handovers/runs/{run.pk}/"
+    assert f"“Evening” was not started again: run #{run.pk} of this plan has not finished yet." in \
+        second.content.decode()

@@ -5,10 +5,11 @@ from datetime import datetime, time as clock, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import IntegrityError
 from django.utils import timezone
 
 from queues import handovers
-from queues.models import HandoverPlan, HandoverRun, Reroute
+from queues.models import HandoverPlan, HandoverRun, HandoverRunItem, Reroute
 from sparkbot_sandbox.seed import SALES_2, SALES_4, extra_devices
 from sparkbot_sandbox.state import SandboxState
 from tests.support import Sandbox, sparkbot_settings
@@ -130,8 +131,29 @@ def test_it_pauses_each_source_before_routing_and_resumes_it_after(handover_work
     run = finished(handovers.handover_start(plan=plan_of([(source, SALES_4)], pause_sources=True), user=manager))
     assert run.reroutes.get().messages_moved == 6
     calls = [(c["method"], c["body"]) for c in sandbox.calls(path_contains=f"/devices/{source}/queue")]
-    assert calls == [("POST", {"status": "pause"}), ("GET", None), ("PATCH", {"device": SALES_4}),
+    assert calls == [("GET", None), ("POST", {"status": "pause"}), ("PATCH", {"device": SALES_4}),
                      ("GET", None), ("POST", {"status": "active"})]
+
+
+def test_it_sets_a_rejecting_source_back_to_reject_not_to_active(handover_worker, sandbox, manager):
+    source = NUMBERS[10]
+    sandbox.set_queue(source, pending=3, processing=0, scheduled=0, status="reject")
+    run = finished(handovers.handover_start(plan=plan_of([(source, SALES_4)], pause_sources=True), user=manager))
+    assert run.reroutes.get().messages_moved == 3
+    statuses = [c["body"]["status"] for c in sandbox.calls(method="POST", path_contains=f"/{source}/queue")]
+    assert statuses == ["pause", "reject"]
+    assert sandbox.queue(source)["status"] == "reject"
+
+
+@pytest.mark.parametrize("held", ["pause", "freeze"])
+def test_it_leaves_a_source_that_already_holds_delivery_as_the_operator_set_it(
+        handover_worker, sandbox, manager, held):
+    source = NUMBERS[11]
+    sandbox.set_queue(source, pending=4, processing=0, scheduled=0, status=held)
+    run = finished(handovers.handover_start(plan=plan_of([(source, SALES_4)], pause_sources=True), user=manager))
+    assert run.reroutes.get().messages_moved == 4
+    assert sandbox.calls(method="POST", path_contains=f"/{source}/queue") == []
+    assert sandbox.queue(source)["status"] == held
 
 
 def test_it_resumes_a_paused_source_even_when_its_move_fails(handover_worker, sandbox, manager):
@@ -141,7 +163,8 @@ def test_it_resumes_a_paused_source_even_when_its_move_fails(handover_worker, sa
     run = finished(handovers.handover_start(plan=plan_of([(source, SALES_4)], pause_sources=True), user=manager))
     assert run.reroutes.get().status == "failed"
     methods = [(c["method"], (c["body"] or {}).get("status")) for c in sandbox.calls(path_contains=f"/{source}/queue")]
-    assert methods[0] == ("POST", "pause") and methods[-1] == ("POST", "active")
+    assert methods[1] == ("POST", "pause") and methods[-1] == ("POST", "active")
+    assert sandbox.queue(source)["status"] == "active"
 
 
 def test_it_runs_an_ordered_plan_one_move_after_another(handover_worker, sandbox, manager):
@@ -185,3 +208,91 @@ def test_it_keeps_a_daily_time_across_the_change_to_summer_time():
     plan = HandoverPlan(schedule="daily", daily_time=clock(6, 0), time_zone="Europe/Lisbon")
     before_change = datetime(2026, 3, 28, 7, 0, tzinfo=ZoneInfo("UTC"))  # the clocks go forward on 29 March
     assert handovers.next_run_time(plan=plan, now=before_change) == datetime(2026, 3, 29, 5, 0, tzinfo=ZoneInfo("UTC"))
+
+
+def unfinished_run_of(plan: HandoverPlan) -> HandoverRun:
+    """A run that has not finished, written straight to the database (no task is published for it)."""
+    return HandoverRun.objects.create(plan=plan, plan_name=plan.name, started_by_username="manager")
+
+
+def test_it_never_retries_a_move_whose_route_call_sparkbot_accepted(sandbox):
+    run = HandoverRun.objects.create(plan_name="Evening", status="finished", ended_at=timezone.now())
+    routed = Reroute.objects.create(  # as an older version recorded it: routed, then "failed" on the last read
+        requested_by_username="manager", origin="handover", handover_run=run, source_id=NUMBERS[12],
+        source_alias="x", target_id=SALES_4, target_alias="y", status="failed", routed_at=timezone.now(),
+        ended_at=timezone.now(), error_code="unavailable")
+    HandoverRunItem.objects.create(run=run, position=1, source_id=NUMBERS[12], target_id=SALES_4, status="started",
+                                   reroute=routed)
+    assert handovers.handover_retry_failed(run=run) == 0
+
+
+def test_it_allows_one_unfinished_run_of_a_plan_at_a_time(sandbox, manager):
+    plan = plan_of([(NUMBERS[13], SALES_4)])
+    first = unfinished_run_of(plan)
+    with pytest.raises(handovers.RunInProgress) as caught:
+        handovers.handover_start(plan=plan, user=manager)
+    assert caught.value.run == first
+    with pytest.raises(IntegrityError):  # the database itself refuses a second one
+        HandoverRun.objects.create(plan=plan, plan_name=plan.name)
+
+
+def test_it_skips_a_scheduled_run_while_a_run_of_the_plan_is_unfinished(handover_worker, sandbox):
+    at = timezone.now() + timedelta(hours=1)
+    plan = handovers.plan_save(plan=HandoverPlan(name="Busy", schedule="once", run_at=at),
+                               pairs=[(NUMBERS[14], SALES_4)], user=None)
+    manual = unfinished_run_of(plan)
+    assert handovers.handovers_tick(now=at + timedelta(seconds=1))["started"] == 0
+    plan.refresh_from_db()
+    assert plan.next_run_at is None and HandoverRun.objects.get() == manual
+    assert plan.schedule_problem.endswith(f"was skipped: run #{manual.pk} of this plan had not finished.")
+    finished(manual)  # the tick's nudge ends the empty run
+
+
+def test_it_records_a_plan_that_cannot_start_and_goes_on_with_the_tick(handover_worker, sandbox):
+    running = unfinished_run_of(plan_of([(NUMBERS[15], SALES_4)]))
+    at = timezone.now() - timedelta(seconds=1)
+    plans = [handovers.plan_save(plan=HandoverPlan(name=name, schedule="daily", daily_time=clock(6, 0)),
+                                 pairs=[(NUMBERS[16 + n], SALES_4)], user=None) for n, name in enumerate("AB")]
+    HandoverPlan.objects.filter(pk__in=[p.pk for p in plans]).update(next_run_at=at)
+    HandoverPlan.objects.filter(pk=plans[0].pk).update(time_zone="Not/AZone")  # this one raises
+    assert handovers.handovers_tick() == {"started": 1, "failed": 1, "nudged": 2}  # the older run, and B's
+    broken = HandoverPlan.objects.get(pk=plans[0].pk)
+    assert broken.schedule_problem.startswith("The run due at")
+    assert "could not start: an internal error (ZoneInfoNotFoundError)." in broken.schedule_problem
+    finished(running)
+    finished(HandoverRun.objects.get(plan=plans[1]))
+
+
+def test_it_says_why_a_scheduled_run_waits_when_the_device_list_is_unavailable(sandbox):
+    at = timezone.now() - timedelta(seconds=1)
+    plan = handovers.plan_save(plan=HandoverPlan(name="Dark", schedule="once", run_at=at + timedelta(hours=1)),
+                               pairs=[(NUMBERS[18], SALES_4)], user=None)
+    HandoverPlan.objects.filter(pk=plan.pk).update(next_run_at=at)
+    sandbox.fault(route="devices_list", status=500, times=1000)
+    assert handovers.handovers_tick() == {"started": 0, "failed": 1, "nudged": 0}
+    plan.refresh_from_db()
+    assert plan.next_run_at == at  # still due: tried again at the next tick
+    assert "could not start: SparkBot did not answer (500)." in plan.schedule_problem
+
+
+def test_it_never_walks_the_device_list_inside_a_transaction(handover_worker, sandbox, monkeypatch):
+    from django.db import connection
+
+    from queues import devices, sparkbot
+
+    walks_in_transaction = []
+    read_page = sparkbot.SparkBotClient.devices_page
+
+    def watched_page(self, **kwargs):  # a spy: the real call, noting whether a transaction was open
+        walks_in_transaction.append(connection.in_atomic_block)
+        return read_page(self, **kwargs)
+
+    monkeypatch.setattr(sparkbot.SparkBotClient, "devices_page", watched_page)
+    devices.device_list_forget()
+    at = timezone.now() - timedelta(seconds=1)
+    plan = handovers.plan_save(plan=HandoverPlan(name="Cold", schedule="once", run_at=at + timedelta(hours=1)),
+                               pairs=[(NUMBERS[19], SALES_4)], user=None)
+    HandoverPlan.objects.filter(pk=plan.pk).update(next_run_at=at)
+    assert handovers.handovers_tick()["started"] == 1
+    assert walks_in_transaction and not any(walks_in_transaction)
+    finished(HandoverRun.objects.get(plan=plan))

@@ -12,6 +12,7 @@ from queues import history, services
 from queues.models import HandoverRun, Reroute, RerouteEvent
 from queues.sparkbot import Device
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
+from tests.support import tamper
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -29,8 +30,8 @@ def make_reroute(*, when: datetime | None = None, user: str = "alice", source: s
                  seconds: float = 2.5, **fields) -> Reroute:
     """A reroute as the worker leaves it, written through the ORM (search_text as services writes it).
 
-    `when` sets created_at (and ended_at = when + seconds) with plain SQL: the model stamps
-    created_at itself and refuses changes to an ended record.
+    `when` sets created_at (and ended_at = when + seconds) with plain SQL past the append-only
+    triggers: the model stamps created_at itself and refuses changes to an ended record.
     """
     src, dst = DEVICES[source], DEVICES[target]
     ended = status in Reroute.ENDED
@@ -43,9 +44,8 @@ def make_reroute(*, when: datetime | None = None, user: str = "alice", source: s
     )
     if when is not None:
         adapt = connection.ops.adapt_datetimefield_value  # as Django stores it on this database
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {Reroute._meta.db_table} SET created_at = %s, ended_at = %s WHERE id = %s",
-                           [adapt(when), adapt(when + timedelta(seconds=seconds)) if ended else None, reroute.pk])
+        tamper(f"UPDATE {Reroute._meta.db_table} SET created_at = %s, ended_at = %s WHERE id = %s",
+               [adapt(when), adapt(when + timedelta(seconds=seconds)) if ended else None, reroute.pk])
     return Reroute.objects.get(pk=reroute.pk)
 
 

@@ -11,9 +11,11 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
+from bench.seed_history import seed_history
 from queues import devices, retention, services
 from queues.models import AuditChainHead, HandoverRunItem, Reroute, RerouteEvent
 from sparkbot_sandbox.seed import SALES_1, SALES_3
+from tests.support import tamper
 
 pytestmark = pytest.mark.django_db
 
@@ -21,9 +23,7 @@ pytestmark = pytest.mark.django_db
 def seed(rows: int, *, ended_days_ago: int, days: int, seed: int = 1) -> list[Reroute]:
     """`rows` ended reroutes spread over `days` days up to `ended_days_ago` days ago, chained after the rest."""
     before = Reroute.objects.count()
-    until = (timezone.now() - timedelta(days=ended_days_ago)).isoformat()
-    call_command("seed_history", f"--rows={rows}", f"--days={days}", f"--until={until}", f"--seed={seed}",
-                 stdout=StringIO())
+    seed_history(rows=rows, days=days, until=timezone.now() - timedelta(days=ended_days_ago), seed=seed)
     added = list(Reroute.objects.order_by("chain_seq")[before:])
     assert len(added) == rows
     return added
@@ -84,7 +84,7 @@ def test_it_writes_an_archive_that_holds_every_record_and_verifies_itself(histor
     [path] = tmp_path.glob("*.jsonl.gz")
 
     header, *records = archive_lines(path)
-    assert header["format"] == retention.FORMAT and header["version"] == 1
+    assert header["format"] == retention.FORMAT and header["version"] == 2
     assert (header["first_seq"], header["last_seq"], header["reroutes"]) == (1, 20, 20)
     assert (header["previous_hash"], header["last_hash"]) == ("0" * 64, old[-1].chain_hash)
     assert [r["reroute"]["id"] for r in records] == [r.pk for r in old]
@@ -134,8 +134,7 @@ def test_it_deletes_nothing_when_the_archive_cannot_be_written(history, tmp_path
 
 def test_it_deletes_nothing_when_the_records_do_not_verify(history, tmp_path):
     altered = history["old"][7]
-    with connection.cursor() as cursor:
-        cursor.execute("UPDATE queues_reroute SET note = %s WHERE id = %s", ["rewritten", altered.pk])
+    tamper("UPDATE queues_reroute SET note = %s WHERE id = %s", ["rewritten", altered.pk])
     before = (Reroute.objects.count(), RerouteEvent.objects.count(), head().archived_through_seq)
 
     with pytest.raises(CommandError, match=rf"reroute #{altered.pk} \(chain position 8\) does not match its hash\. "

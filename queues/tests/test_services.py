@@ -1,14 +1,15 @@
 """Services against the real sandbox over HTTP, run in this process (the worker's flow is in test_tasks)."""
 
+import time
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from queues import devices, services, sparkbot
-from queues.models import Reroute
+from queues import audit, devices, services, sparkbot
+from queues.models import HandoverRun, Reroute
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
 
 from tests.support import celery_publishes_to
@@ -120,7 +121,8 @@ def test_it_fails_with_the_last_error_after_the_last_attempt(requested, sandbox)
     reroute = run_to_end(requested)
     assert reroute.status == "failed" and reroute.attempts == 4
     assert reroute.error_code == "unavailable"
-    assert reroute.error_message == "SparkBot did not answer (500)."
+    assert reroute.error_message == ("SparkBot did not answer (500). The queue of Sales-3 still holds 37 messages: "
+                                     "nothing was moved.")
     assert len(sandbox.calls(method="PATCH")) == 4
 
 
@@ -200,15 +202,13 @@ def test_it_recovers_an_attempt_whose_worker_died_without_routing_twice(
     services._save(requested, stats_before={"total": 37})
     sparkbot.client().route_queue(SALES_3, SALES_4)
     backdate(requested)
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        assert services.reroutes_sweep() == {"requeued": 0, "recovered": 1}
-    assert len(callbacks) == 1
+    assert services.reroutes_sweep() == {"requeued": 0, "recovered": 1}
     assert services.reroutes_sweep() == {"requeued": 0, "recovered": 0}  # it is alive again
 
     reroute = run_to_end(requested, attempt=2)
     assert reroute.status == "succeeded" and reroute.messages_moved == 37
     recovered = list(reroute.events.filter(kind="recovered").values_list("message", flat=True))
-    assert recovered[0].startswith("Attempt 1 stopped without an answer (its worker died).")
+    assert recovered[0].startswith("Attempt 1 gave no sign of life for 300 s (its worker died or hung).")
     assert recovered[1].startswith("The queue of Sales-3 is empty now: the route call of an earlier")
     assert len(sandbox.calls(method="PATCH")) == 1
 
@@ -223,7 +223,7 @@ def test_it_routes_after_recovery_when_the_dead_attempt_had_not(requested, sandb
     assert len(sandbox.calls(method="PATCH")) == 1
 
 
-def test_it_ends_a_reroute_whose_last_attempt_died(requested, settings):
+def test_it_ends_a_reroute_whose_last_attempt_died_before_reading_the_queue(requested, settings):
     services.reroute_claim(reroute_id=requested.pk, attempt=1)
     settings.SPARKBOT_MAX_ATTEMPTS = 1
     backdate(requested)
@@ -231,6 +231,32 @@ def test_it_ends_a_reroute_whose_last_attempt_died(requested, settings):
     requested.refresh_from_db()
     assert requested.status == "failed" and requested.error_code == "interrupted"
     assert requested.error_message.startswith("The worker stopped during the last attempt.")
+
+
+def test_it_reads_the_queue_before_failing_a_last_attempt_that_died_after_reading_it(requested, sandbox, settings):
+    settings.SPARKBOT_MAX_ATTEMPTS = 1
+    services.reroute_claim(reroute_id=requested.pk, attempt=1)
+    requested.refresh_from_db()
+    services._save(requested, stats_before={"total": 37})  # it read the queue, then died before routing
+    backdate(requested)
+    assert services.reroutes_sweep()["recovered"] == 1
+    requested.refresh_from_db()
+    assert requested.status == "failed" and requested.error_code == "interrupted"
+    assert requested.error_message.endswith("The queue of Sales-3 still holds 37 messages: nothing was moved.")
+    assert sandbox.calls(method="PATCH") == []
+
+
+def test_it_ends_succeeded_when_the_dead_last_attempt_had_routed_unrecorded(requested, sandbox, settings):
+    settings.SPARKBOT_MAX_ATTEMPTS = 1
+    services.reroute_claim(reroute_id=requested.pk, attempt=1)
+    requested.refresh_from_db()
+    services._save(requested, stats_before={"total": 37})
+    sparkbot.client().route_queue(SALES_3, SALES_4)  # its route call went through; its answer was lost
+    backdate(requested)
+    assert services.reroutes_sweep()["recovered"] == 1
+    requested.refresh_from_db()
+    assert requested.status == "succeeded" and requested.messages_moved == 37
+    assert len(sandbox.calls(method="PATCH")) == 1
 
 
 def test_it_hands_a_reroute_the_queue_never_delivered_to_it_again(requested, django_capture_on_commit_callbacks):
@@ -252,3 +278,172 @@ def test_it_records_a_reroute_when_the_task_queue_is_down(sandbox, lead, django_
         celery_publishes_to(settings.CELERY_BROKER_URL)
     assert reroute.status == "queued"
     assert reroute.outcome == services.QUEUE_DOWN_MESSAGE
+
+
+# Fencing: a late attempt cannot end a reroute a second time ------------------------------
+
+
+def test_it_lets_a_late_attempt_write_only_a_note_once_another_attempt_ended_the_reroute(requested, sandbox):
+    """Attempt 1 is slow inside its route call; the sweeper takes it for dead, attempt 2 ends the
+    reroute; then attempt 1's answer arrives. It must not end the reroute again."""
+    first = services.reroute_claim(reroute_id=requested.pk, attempt=1)
+    services._call(first, "read the queue of the source",
+                   lambda: sparkbot.client().queue_stats(SALES_3)[0],
+                   record=lambda stats: {"stats_before": services._stats_dict(stats)})
+    backdate(requested)
+    assert services.reroutes_sweep()["recovered"] == 1
+    second = run_to_end(requested, attempt=2)
+    assert second.status == "succeeded" and second.messages_moved == 37
+
+    with pytest.raises(services.Superseded):  # attempt 1's route answer comes in now
+        services._call(first, "route the queue", lambda: sparkbot.client().route_queue(SALES_3, SALES_4),
+                       record=lambda reply: {"routed_at": timezone.now()})
+    assert services.reroute_execute(reroute_id=requested.pk, attempt=1) is None  # its redelivered task: nothing
+
+    first_end = Reroute.objects.get(pk=requested.pk)
+    assert (first_end.status, first_end.chain_seq, first_end.chain_hash) == (
+        "succeeded", second.chain_seq, second.chain_hash)
+    assert kinds(first_end).count("succeeded") == 1 and "failed" not in kinds(first_end)
+    assert audit.chain_verify().intact
+
+
+def test_it_records_one_note_and_nothing_else_from_a_superseded_attempt(requested, sandbox):
+    first = services.reroute_claim(reroute_id=requested.pk, attempt=1)
+    backdate(requested)
+    services.reroutes_sweep()
+    events_before = kinds(requested)
+    assert services._run_claimed(first) is None  # the whole late attempt, from its first call
+    late = Reroute.objects.get(pk=requested.pk)
+    assert late.status == "running" and late.attempts == 1 and late.stats_before is None
+    assert kinds(late) == events_before + ["superseded"]
+    assert late.events.last().message.startswith(
+        "Attempt 1 answered late, after the sweeper had handed the reroute to a new attempt")
+
+
+def test_the_audit_chain_refuses_a_record_that_already_has_a_place(requested, sandbox):
+    reroute = run_to_end(requested)
+    with pytest.raises(audit.AlreadyChained):
+        with transaction.atomic():
+            audit.chain_append(reroute)
+
+
+# Routed means routed ---------------------------------------------------------------------
+
+
+def routed_unrecorded_by_attempt_1(reroute: Reroute) -> Reroute:
+    """Attempt 1 read the queue and SparkBot accepted its route call, recorded; then it died."""
+    services.reroute_claim(reroute_id=reroute.pk, attempt=1)
+    reroute.refresh_from_db()
+    reply = sparkbot.client().route_queue(SALES_3, SALES_4)
+    services._save(reroute, stats_before={"total": 37}, routed_at=timezone.now(), api_reply=reply.data)
+    return reroute
+
+
+def test_it_ends_a_routed_reroute_succeeded_when_the_queue_cannot_be_read_again(requested, sandbox):
+    reroute = routed_unrecorded_by_attempt_1(requested)
+    sandbox.fault(route="queue_get", status=503, times=20)
+    reroute = run_to_end(reroute, attempt=2)
+    assert reroute.status == "succeeded" and reroute.messages_moved is None
+    assert reroute.error_code == "count_unconfirmed"
+    assert reroute.outcome == (
+        "Routed the queue of Sales-3 to Sales-4; how many messages moved is not confirmed. The queue of Sales-3 "
+        "could not be read again after SparkBot accepted the route call (SparkBot did not answer (503)). "
+        "It held 37 messages before.")
+    assert len(sandbox.calls(method="PATCH")) == 1
+
+
+def test_it_marks_any_2xx_route_answer_routed_and_keeps_a_body_that_is_not_json(requested, sandbox):
+    sandbox.fault(route="route_queue", status=202, body="Accepted, moving the queue", times=1)
+    reroute = run_to_end(requested)
+    assert reroute.status == "succeeded" and reroute.routed_at is not None
+    assert reroute.api_reply == {"not_json": "Accepted, moving the queue"}
+    # this sandbox answered without moving anything: the count says so, in plain words
+    assert reroute.messages_moved == 0
+    assert reroute.outcome == ("SparkBot accepted the route call, but the queue of Sales-3 still holds "
+                               "37 messages: none moved to Sales-4.")
+
+
+def test_it_reads_the_queue_before_failing_when_the_last_route_call_timed_out(requested, sandbox, settings):
+    settings.SPARKBOT_MAX_ATTEMPTS = 1
+    sandbox.fault(route="route_queue", hang_seconds=1.5, times=1)  # past the 1 s deadline; not carried out
+    reroute = run_to_end(requested)
+    assert reroute.status == "failed" and reroute.error_code == "timeout"
+    assert reroute.error_message == ("SparkBot did not answer within 1 seconds. The queue of Sales-3 still "
+                                     "holds 37 messages: nothing was moved.")
+
+
+# Idempotency keys belong to one request of one user --------------------------------------
+
+
+def test_it_refuses_another_users_idempotency_key_without_showing_their_reroute(
+        sandbox, lead, make_user, django_capture_on_commit_callbacks):
+    key = uuid.uuid4()
+    with django_capture_on_commit_callbacks(execute=False):
+        mine = request(lead, idempotency_key=key)
+        with pytest.raises(services.KeyReused):
+            request(make_user("intruder", "Support lead"), idempotency_key=key)
+    assert list(Reroute.objects.values_list("pk", flat=True)) == [mine.pk]
+
+
+def test_it_refuses_the_same_key_for_other_parameters(sandbox, lead, django_capture_on_commit_callbacks):
+    key = uuid.uuid4()
+    with django_capture_on_commit_callbacks(execute=False):
+        request(lead, idempotency_key=key)
+        with pytest.raises(services.KeyReused):
+            request(lead, target=SALES_1, idempotency_key=key)
+    assert Reroute.objects.count() == 1
+
+
+def test_it_records_no_recovery_when_the_broker_cannot_take_the_next_attempt(requested):
+    from django.conf import settings
+
+    services.reroute_claim(reroute_id=requested.pk, attempt=1)
+    backdate(requested)
+    fence = Reroute.objects.get(pk=requested.pk).fence
+    celery_publishes_to("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        assert services.reroutes_sweep()["recovered"] == 0
+    finally:
+        celery_publishes_to(settings.CELERY_BROKER_URL)
+    silent = Reroute.objects.get(pk=requested.pk)
+    assert "recovered" not in kinds(silent) and silent.fence == fence
+    assert services.reroutes_sweep()["recovered"] == 1  # the broker is back: the next sweep does it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_never_takes_a_slow_but_live_attempt_for_a_dead_one(sandbox, manager, settings):
+    """Five slow calls make an attempt longer than the silence bound; each answer is a sign of life."""
+    import threading
+
+    from queues import handovers
+    from queues.models import HandoverPlan
+
+    settings.REROUTE_STUCK_AFTER_SECONDS = 1.5
+    sandbox.control("POST", "/latency", json={"ms": 700})
+    plan = handovers.plan_save(plan=HandoverPlan(name="Slow", pause_sources=True), pairs=[], user=None)
+    run = HandoverRun.objects.create(plan=plan, plan_name=plan.name, pause_sources=True, started_by_username="m")
+    device_list = devices.device_list()
+    reroute = services.reroute_request(source=device_list.get(SALES_3), target=device_list.get(SALES_4),
+                                       note="", user=manager, handover_run=run)
+    sweeps, done = [], threading.Event()
+
+    def sweep_all_the_time():
+        while not done.is_set():
+            sweeps.append(services.reroutes_sweep())
+            time.sleep(0.1)
+        connection.close()
+
+    sweeper = threading.Thread(target=sweep_all_the_time)
+    sweeper.start()
+    try:
+        started = time.monotonic()
+        assert services.reroute_execute(reroute_id=reroute.pk, attempt=1) is None
+        took = time.monotonic() - started
+    finally:
+        done.set()
+        sweeper.join()
+    reroute.refresh_from_db()
+    assert took > settings.REROUTE_STUCK_AFTER_SECONDS * 2 and len(sweeps) > 10
+    assert reroute.status == "succeeded" and reroute.attempts == 1 and reroute.messages_moved == 37
+    assert "recovered" not in kinds(reroute) and "superseded" not in kinds(reroute)
+    assert sum(sweep["recovered"] for sweep in sweeps) == 0

@@ -107,9 +107,57 @@ def test_it_treats_an_empty_success_body_as_no_data():
     assert reply.data is None and reply.status_code == 200
 
 
-def test_it_refuses_a_success_body_that_is_not_json():
+def test_it_refuses_a_success_body_that_is_not_json_where_the_shape_is_known():
     with pytest.raises(sparkbot.UnexpectedReply):
-        client_answering(200, b"<html>welcome</html>").route_queue(ID, SALES_4)
+        client_answering(200, b"<html>welcome</html>").queue_stats(ID)
+
+
+def test_it_takes_any_2xx_to_the_route_call_and_keeps_a_body_that_is_not_json():
+    reply = client_answering(202, "Accepted: moving 37 messages").route_queue(ID, SALES_4)
+    assert (reply.status_code, reply.data, reply.text) == (202, None, "Accepted: moving 37 messages")
+    assert reply.for_audit == {"not_json": "Accepted: moving 37 messages"}
+
+
+def test_it_keeps_the_key_out_of_a_route_answer_that_is_not_json():
+    reply = client_answering(200, f"ok {KEY}").route_queue(ID, SALES_4)
+    assert KEY not in reply.text and reply.text == "ok [removed]"
+
+
+def trickling_server(*, chunks: int, every: float) -> tuple[str, socket.socket]:
+    """An HTTP server that answers at once, then sends its body one byte every `every` seconds:
+    each read is quick, the whole answer is slow (what a per-phase timeout never notices)."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               f"Content-Length: {chunks}\r\n\r\n".encode())
+            for _ in range(chunks):
+                time.sleep(every)
+                try:
+                    connection.sendall(b" ")
+                except OSError:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/v1", listener
+
+
+def test_it_cuts_off_a_whole_call_at_the_timeout_however_slowly_the_answer_trickles():
+    url, listener = trickling_server(chunks=40, every=0.1)  # 4 s in all, never 0.1 s without a byte
+    client = SparkBotClient(base_url=url, api_key=KEY, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(sparkbot.Timeout):
+        client.queue_stats(ID)
+    assert time.monotonic() - started < 0.9
+    client.close()
+    listener.close()
 
 
 def test_it_refuses_malformed_device_ids_before_calling():

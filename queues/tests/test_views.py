@@ -167,3 +167,21 @@ def test_it_lets_anonymous_visitors_reach_only_sign_in(client):
     assert client.get("/admin/queues/reroute/")["Location"].startswith("/accounts/login/")
     assert client.post("/reroute/", {"source": SALES_3})["Location"].startswith("/accounts/login/")
     assert Reroute.objects.count() == 0
+
+
+def test_it_refuses_another_users_request_key_with_409_and_shows_nothing_of_theirs(
+        lead_client, sandbox, make_user, django_capture_on_commit_callbacks):
+    from django.test import Client
+
+    other = Client()
+    other.force_login(make_user("other-lead", "Support lead"))
+    key = str(uuid.uuid4())
+    with django_capture_on_commit_callbacks(execute=False):
+        theirs = post_reroute(other, idempotency_key=key, note="their secret note")
+        response = post_reroute(lead_client, htmx=True, idempotency_key=key, source=SALES_2)
+    assert theirs.status_code == 302
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert "This request key was already used for a different request." in html
+    assert "their secret note" not in html and "/reroutes/" not in html
+    assert Reroute.objects.count() == 1

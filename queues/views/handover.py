@@ -1,5 +1,6 @@
 """Shift handovers: plans (create, edit, copy, delete, run) and a run's live page."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -68,8 +69,17 @@ def plan_run(request, pk: int):
     if device_list is None:
         return render(request, "queues/handovers.html", {"devices_error": devices_error, "plans": [plan]},
                       status=503)
-    run = handovers.handover_start(plan=plan, user=request.user)
+    try:
+        run = handovers.handover_start(plan=plan, user=request.user, device_list=device_list)
+    except handovers.RunInProgress as busy:
+        messages.warning(request, _run_in_progress_message(plan.name, busy.run))
+        return redirect("queues:handover_run", pk=busy.run.pk) if busy.run else redirect("queues:handovers")
     return redirect("queues:handover_run", pk=run.pk)
+
+
+def _run_in_progress_message(plan_name: str, run: HandoverRun | None) -> str:
+    which = f"run #{run.pk}" if run else "another run"
+    return f"“{plan_name}” was not started again: {which} of this plan has not finished yet."
 
 
 @require_GET
@@ -87,7 +97,12 @@ def run_detail(request, pk: int):
 @require_POST
 @can_hand_over
 def run_retry(request, pk: int):
-    handovers.handover_retry_failed(run=get_object_or_404(HandoverRun, pk=pk))
+    run = get_object_or_404(HandoverRun, pk=pk)
+    try:
+        handovers.handover_retry_failed(run=run)
+    except handovers.RunInProgress as busy:
+        messages.warning(request, "The failed moves were not retried: "
+                         + _run_in_progress_message(run.plan_name, busy.run))
     return redirect("queues:handover_run", pk=pk)
 
 

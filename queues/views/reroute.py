@@ -26,6 +26,8 @@ def load_devices(*, refresh: bool = False):
     """(device list, None) or (None, the sentence saying why SparkBot's list is missing)."""
     try:
         return devices.device_list(refresh=refresh), None
+    except devices.DeviceListLoading as loading:
+        return None, loading.describe()
     except SparkBotError as error:
         return None, f"The device list could not be loaded from SparkBot. {error.describe()}"
 
@@ -37,19 +39,22 @@ def reroute(request):
     if device_list is None:
         return render(request, "queues/reroute.html", {"devices_error": devices_error}, status=503)
     form = RerouteForm(request.POST or None, devices=device_list)
-    started = None
+    started, status = None, 200
     if request.method == "POST" and form.is_valid():
         try:
             started = _request_reroute(request, form)
         except services.SourceBusy as busy:
             form.add_error("source", _busy_message(busy.active))
+        except services.KeyReused as reused:
+            form.add_error(None, reused.message)
+            status = 409
         else:
             if not request.htmx:
                 return redirect("queues:reroute_detail", pk=started.pk)
             form = RerouteForm(devices=device_list)
     context = {"form": form, "devices": device_list, "started": started}
     template = "queues/_reroute_panel.html" if request.htmx else "queues/reroute.html"
-    return render(request, template, context)
+    return render(request, template, context, status=status)
 
 
 def _request_reroute(request, form: RerouteForm) -> Reroute:

@@ -464,3 +464,187 @@ def test_it_runs_from_the_command_line_and_stops_on_sigterm():
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+# --- chaos and the route ledger -------------------------------------------------------
+
+def chaos(control, **settings):
+    response = control.post("/chaos", json={"seed": 7, **settings})
+    assert response.status_code == 201, response.text
+    return response.json()["chaos"]
+
+
+def route_sales_3(api, **kwargs):
+    return api.patch(f"/devices/{SALES_3}/queue", json={"device": SALES_1}, **kwargs)
+
+
+@pytest.mark.parametrize("kind, status, content_type", [
+    ("server_error", 500, "application/json; charset=utf-8"),
+    ("bad_gateway", 502, "text/html"),
+    ("rate_limited", 429, "application/json; charset=utf-8"),
+])
+def test_it_fails_calls_at_random_with_an_error_answer(api, control, kind, status, content_type):
+    chaos(control, rate=1, kinds=[kind], retry_after=3)
+    response = route_sales_3(api)
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == content_type
+    if kind == "bad_gateway":
+        assert "<h1>502 Bad Gateway</h1>" in response.text
+    else:
+        assert_error(response, status, "rate_limited" if status == 429 else "server_error")
+    assert response.headers.get("Retry-After") == ("3" if kind == "rate_limited" else None)
+    assert queue_of_without_chaos(api, control, SALES_3)["total"] == 37  # not carried out
+    assert control.get("/routes").json() == []
+
+
+def queue_of_without_chaos(api, control, dev_id):
+    control.delete("/chaos")
+    return queue_of(api, dev_id)
+
+
+def test_it_hangs_a_route_call_past_the_timeout_and_never_carries_it_out(api, control):
+    chaos(control, rate=1, kinds=["hang"], hang_seconds=0.4)
+    with pytest.raises(httpx.ReadTimeout):
+        route_sales_3(api, timeout=0.1)
+    started = time.monotonic()
+    with pytest.raises(httpx.RemoteProtocolError):  # a patient client sees the connection close
+        route_sales_3(api, timeout=5)
+    assert time.monotonic() - started >= 0.4
+    time.sleep(0.4)
+    assert queue_of_without_chaos(api, control, SALES_3)["total"] == 37
+    assert control.get("/routes").json() == []
+
+
+def test_it_answers_a_hung_read_late_or_closes_the_connection(api, control):
+    chaos(control, rate=1, kinds=["hang"], hang_seconds=0.2, routes=["queue_get"])
+    outcomes = []
+    for _ in range(12):
+        started = time.monotonic()
+        try:
+            outcomes.append(api.get(f"/devices/{SALES_3}/queue", timeout=5).json()["total"])
+        except httpx.RemoteProtocolError:
+            outcomes.append("closed")
+        assert time.monotonic() - started >= 0.2
+    assert set(outcomes) == {37, "closed"}
+    assert api.get("/devices").status_code == 200  # other routes untouched
+
+
+@pytest.mark.parametrize("hang_seconds, timeout, error", [
+    (0.3, 0.1, httpx.ReadTimeout), (0.2, 5, httpx.RemoteProtocolError),
+])
+def test_it_carries_out_a_route_call_whose_answer_it_loses(api, control, hang_seconds, timeout, error):
+    chaos(control, rate=1, kinds=["lost_answer"], hang_seconds=hang_seconds, seed=1)
+    lost = 0
+    for _ in range(4):
+        control.post(f"/queues/{SALES_3}", json={"pending": 5, "processing": 0, "scheduled": 0})
+        try:
+            route_sales_3(api, timeout=timeout)
+        except error:
+            lost += 1
+    assert lost == 4
+    assert queue_of_without_chaos(api, control, SALES_3)["total"] == 0
+    routes = control.get("/routes").json()
+    assert [(r["source"], r["target"], r["moved"], r["answer_lost"]) for r in routes] == \
+        [(SALES_3, SALES_1, 5, True)] * 4
+    assert queue_of(api, SALES_1)["total"] == 12 + 20
+
+
+def test_it_answers_slowly_so_that_no_read_times_out_but_the_call_lasts(api, control):
+    chaos(control, rate=1, kinds=["slow_answer"], slow_seconds=1.2)
+    started = time.monotonic()
+    response = route_sales_3(api, timeout=0.5)  # httpx's timeout bounds each read, not the call
+    assert time.monotonic() - started >= 1.2
+    assert response.json()["moved"] == 37
+    started = time.monotonic()
+    assert api.get(f"/devices/{SALES_3}/queue", timeout=0.5).json()["total"] == 0
+    assert time.monotonic() - started >= 1.2
+    routes = control.get("/routes").json()
+    assert [(r["moved"], r["answer_lost"]) for r in routes] == [(37, False)]
+
+
+def test_it_picks_a_kind_listed_twice_twice_as_often(api, control):
+    chaos(control, rate=1, kinds=["server_error", "server_error", "bad_gateway"])
+    for _ in range(300):
+        api.get("/devices")
+    injected = control.get("/chaos").json()["injected"]
+    assert 1.5 <= injected["server_error"] / injected["bad_gateway"] <= 2.7
+
+
+def test_it_loses_answers_of_route_calls_only(api, control):
+    chaos(control, rate=1, kinds=["lost_answer"])
+    assert api.get(f"/devices/{SALES_3}/queue").status_code == 200
+    assert api.post(f"/devices/{SALES_3}/queue", json={"status": "pause"}).status_code == 200
+    assert control.get("/chaos").json()["injected"]["lost_answer"] == 0
+
+
+def test_it_fails_about_the_share_of_calls_asked_for_and_counts_them_by_kind(api, control):
+    chaos(control, rate=0.3, kinds=["server_error", "bad_gateway", "rate_limited"])
+    statuses = [api.get(f"/devices/{SALES_2}").status_code for _ in range(400)]
+    report = control.get("/chaos").json()
+    failures = {code: statuses.count(code) for code in (500, 502, 429)}
+    assert 80 <= sum(failures.values()) <= 160
+    assert report["injected"] == {"server_error": failures[500], "bad_gateway": failures[502],
+                                  "rate_limited": failures[429], "hang": 0, "lost_answer": 0,
+                                  "slow_answer": 0}
+    assert report["total"] == sum(failures.values()) and report["calls"] == 400
+    assert report["by_route"] == {"device_get": {kind: n for kind, n in report["injected"].items() if n}}
+    assert report["active"] and report["settings"]["rate"] == 0.3
+
+
+def test_it_stops_chaos_but_keeps_its_counts_until_reset(api, control):
+    chaos(control, rate=1, kinds=["server_error"])
+    assert api.get("/devices").status_code == 500
+    stopped = control.delete("/chaos").json()
+    assert stopped["active"] is False and stopped["settings"] is None
+    assert stopped["injected"]["server_error"] == 1
+    assert api.get("/devices").status_code == 200
+    control.post("/reset")
+    assert control.get("/chaos").json()["total"] == 0
+
+
+def test_it_applies_chaos_to_the_routes_asked_for_only(api, control):
+    chaos(control, rate=1, kinds=["server_error"], routes=["queue_get"])
+    assert api.get(f"/devices/{SALES_3}/queue").status_code == 500
+    assert route_sales_3(api).status_code == 200
+
+
+def test_it_records_chaos_in_the_calls(api, control):
+    chaos(control, rate=1, kinds=["lost_answer"], hang_seconds=0.1)
+    with pytest.raises(httpx.TransportError):
+        route_sales_3(api)
+    control.delete("/chaos")
+    chaos(control, rate=1, kinds=["server_error"])
+    api.get("/devices")
+    calls = control.get("/calls").json()
+    assert [(c["method"], c["status"], c["chaos"]) for c in calls] == [
+        ("PATCH", None, "lost_answer"), ("GET", 500, "server_error")]
+
+
+def test_it_keeps_a_ledger_of_every_route_carried_out(api, control):
+    started = time.time()
+    assert route_sales_3(api).status_code == 200
+    assert route_sales_3(api).status_code == 200  # empty queue: carried out, nothing moved
+    control.post("/faults", json={"route": "route_queue", "status": 500})
+    assert route_sales_3(api).status_code == 500  # refused: not carried out
+    assert api.patch(f"/devices/{SALES_1}/queue", json={"device": SALES_2}).status_code == 200
+    routes = control.get("/routes").json()
+    assert [(r["source"], r["target"], r["moved"], r["answer_lost"]) for r in routes] == [
+        (SALES_3, SALES_1, 37, False), (SALES_3, SALES_1, 0, False), (SALES_1, SALES_2, 49, False)]
+    assert all(started <= r["at"] <= time.time() for r in routes)
+    assert [r["moved"] for r in control.get("/routes", params={"source": SALES_1}).json()] == [49]
+    assert control.delete("/routes").status_code == 200
+    assert control.get("/routes").json() == []
+    route_sales_3(api)
+    control.post("/reset")
+    assert control.get("/routes").json() == []
+
+
+@pytest.mark.parametrize("settings", [
+    {}, {"rate": 1.5}, {"rate": -0.1}, {"rate": "0.1"}, {"rate": 0.1, "kinds": []},
+    {"rate": 0.1, "kinds": ["fire"]}, {"rate": 0.1, "routes": ["nope"]}, {"rate": 0.1, "hang_seconds": 0},
+    {"rate": 0.1, "retry_after": 1.5}, {"rate": 0.1, "seed": "x"}, {"rate": 0.1, "colour": "red"}, [],
+    {"rate": 0.1, "slow_seconds": 0},
+])
+def test_it_rejects_bad_chaos_settings(control, settings):
+    assert_error(control.post("/chaos", json=settings), 400, "invalid_body")
+    assert control.get("/chaos").json()["active"] is False

@@ -1,34 +1,55 @@
-"""Fill realistic reroute history, appended after what is there: `manage.py seed_history --rows 1000000`.
+#!/usr/bin/env python
+"""Fill realistic reroute history, appended after what is there (benchmarks and demos, never shipped).
+
+    .venv/bin/python bench/seed_history.py --rows 1000000   # --days 730 --seed 1 --until <ISO time>
+
+Runs against the database that DATABASE_URL names, with the same environment as manage.py
+(SECRET_KEY, AUDIT_CHAIN_KEY: the chain is keyed, so seed with the key the app verifies with).
+It lives in bench/, outside the product app, because it writes records that verify as
+genuine; tests and bench/history.py call seed_history() from here.
 
 Every seeded reroute has ended (succeeded or failed, never queued or running, so that no
-sweeper ever picks one up) and is chained exactly as `audit.chain_append` would chain it,
-in the order the reroutes ended; `verify_audit_log` passes afterwards. Rows are written
-with COPY on PostgreSQL and with executemany elsewhere, in one transaction that holds the
-chain's head: a reroute ending meanwhile waits, then chains after the seeded ones.
-bulk_create is not used: it would stamp `created_at`, `updated_at` and events' `at` with
-the current time (auto_now_add/auto_now), and the history would all be "now".
+sweeper ever picks one up), its events and outcome are worded by queues/sentences.py and
+the model's own `outcome`, exactly as the services word them, and it is chained exactly
+as `audit.chain_append` would chain it, in the order the reroutes ended; `verify_audit_log`
+passes afterwards. Rows are only inserted (nothing is updated or deleted): with COPY on
+PostgreSQL and with executemany elsewhere, in one transaction that holds the chain's
+head: a reroute ending meanwhile waits, then chains after the seeded ones. bulk_create is
+not used: it would stamp `created_at`, `updated_at` and events' `at` with the current
+time (auto_now_add/auto_now), and the history would all be "now".
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import heapq
 import json
+import os
 import random
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from pathlib import Path
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, models, transaction
-from django.utils import timezone
+if __name__ == "__main__":  # run as a script: set Django up here, as bench/pipeline.py does
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sparkbot_dash.settings")
+    import django
 
-from queues import audit, services, sparkbot
-from queues.models import HandoverRun, HandoverRunItem, Reroute, RerouteEvent
-from sparkbot_sandbox.seed import SEED_DEVICES, device_id
+    django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection, models, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from queues import audit, sentences, services, sparkbot  # noqa: E402
+from queues.models import HandoverRun, HandoverRunItem, Reroute, RerouteEvent  # noqa: E402
+from queues.sentences import READ, READ_AGAIN, ROUTE  # noqa: E402
+from sparkbot_sandbox.seed import SEED_DEVICES, device_id  # noqa: E402
 
 Kind = RerouteEvent.Kind
 TEAMS = ["Sales", "Support", "Billing", "Ventas", "Kundendienst", "Soporte", "Assistência", "Ventes", "Поддержка",
@@ -65,48 +86,41 @@ FAILURES = [
     (None, "interrupted", False, 4),
     (None, "queue_unavailable", False, 2),
 ]
-READ, ROUTE, READ_AGAIN = "read the queue of the source", "route the queue", "read the queue again"
-OUTCOME = Reroute.outcome.fget  # the model's own sentence, read from a plain row
+OUTCOME = Reroute.outcome.fget  # the model's own sentence (the end event's), read from a plain row
 
 
-class Command(BaseCommand):
-    help = "Append realistic, chained reroute history (ended reroutes with their events) for demos and benchmarks."
+def seed_history(*, rows: int, days: int = 730, seed: int = 1, until: datetime | None = None, batch: int = 5000,
+                 progress=None) -> dict:
+    """Append `rows` ended, chained reroutes spread over the `days` days up to `until` (default: now).
 
-    def add_arguments(self, parser):
-        parser.add_argument("--rows", type=int, default=1000, help="Reroutes to add (default 1000).")
-        parser.add_argument("--days", type=int, default=730, help="Spread them over the last D days (default 730).")
-        parser.add_argument("--seed", type=int, default=1, help="Random seed: the same seed, --until and existing "
-                                                                "history give the same rows (default 1).")
-        parser.add_argument("--until", type=datetime.fromisoformat, default=None,
-                            help="End of the period, ISO 8601 (default: now).")
-        parser.add_argument("--batch", type=int, default=5000, help="Reroutes written per batch (default 5000).")
+    The same seed, until and existing history give the same rows. `progress(done, total)` is
+    called after each batch. Returns what was written, for `summary`.
+    """
+    if rows < 1 or days < 1 or batch < 1:
+        raise ValueError("rows, days and batch must be at least 1.")
+    until = until or timezone.now()
+    if timezone.is_naive(until):
+        until = until.replace(tzinfo=dt_timezone.utc)
+    started = time.perf_counter()
+    with transaction.atomic():
+        seeder = Seeder(rng=random.Random(seed), seed=seed, rows=rows, start=until - timedelta(days=days),
+                        until=until, batch=batch, progress=progress)
+        report = seeder.run()
+    return {**report, "rows": rows, "days": days, "seconds": time.perf_counter() - started,
+            "writer": "COPY" if connection.vendor == "postgresql" else "executemany"}
 
-    def handle(self, *args, rows, days, seed, until, batch, **options):
-        if rows < 1 or days < 1 or batch < 1:
-            raise CommandError("--rows, --days and --batch must be at least 1.")
-        until = until or timezone.now()
-        if timezone.is_naive(until):
-            until = until.replace(tzinfo=dt_timezone.utc)
-        started = time.perf_counter()
-        with transaction.atomic():
-            seeder = Seeder(rng=random.Random(seed), seed=seed, rows=rows, start=until - timedelta(days=days),
-                            until=until, batch=batch, progress=self._progress if options["verbosity"] > 1 else None)
-            report = seeder.run()
-        seconds = time.perf_counter() - started
-        self.stdout.write(
-            f"Seeded {rows} reroutes with {report['events']} events and {report['runs']} handover runs over "
-            f"{days} days (ids {report['first_id']}-{report['last_id']}, chain positions {report['first_seq']}-"
-            f"{report['last_seq']}) in {seconds:.1f} s ({rows / seconds:,.0f} reroutes/s, "
-            f"{'COPY' if connection.vendor == 'postgresql' else 'executemany'}).")
 
-    def _progress(self, done: int, total: int) -> None:
-        self.stdout.write(f"  {done}/{total} reroutes", ending="\n")
-        self.stdout.flush()
+def summary(report: dict) -> str:
+    return (f"Seeded {report['rows']} reroutes with {report['events']} events and {report['runs']} handover runs "
+            f"over {report['days']} days (ids {report['first_id']}-{report['last_id']}, chain positions "
+            f"{report['first_seq']}-{report['last_seq']}) in {report['seconds']:.1f} s "
+            f"({report['rows'] / report['seconds']:,.0f} reroutes/s, {report['writer']}).")
 
 
 class Row(dict):
-    """A row's values by attname, readable as attributes (what audit.record_hash reads)."""
+    """A row's values by attname, readable as attributes (what audit.record_hash and OUTCOME read)."""
 
+    Status = Reroute.Status
     __getattr__ = dict.__getitem__
 
 
@@ -192,7 +206,7 @@ class Seeder:
         ends, created_at = [], None
         for position in range(1, size + 1):
             row = self._reroute(origin=Reroute.Origin.HANDOVER, user=user, username=username,
-                                note=f"Handover “{name}”", run_id=run_id)
+                                note=sentences.handover_note(name), run_id=run_id)
             created_at = created_at or row["created_at"]
             ends.append(row["ended_at"])
             self.out[HandoverRunItem].append(_defaults(HandoverRunItem, {
@@ -225,9 +239,9 @@ class Seeder:
             "note": note, "search_text": services.search_text(note, source, target), "attempts": 1,
         }))
         timeline = Timeline(self.rng, created)
-        timeline.event(Kind.REQUESTED, f"{username} asked to move the queue of {source.label} to {target.label}.")
+        timeline.event(Kind.REQUESTED, sentences.requested(username, source.label, target.label))
         row["started_at"] = timeline.wait(0.02, 0.8)
-        timeline.event(Kind.STARTED, f"Attempt 1 of {settings.SPARKBOT_MAX_ATTEMPTS} started.")
+        timeline.event(Kind.STARTED, sentences.started(1))
         if self.rng.random() < 0.9:
             self._succeed(row, timeline, source, target)
         else:
@@ -271,25 +285,29 @@ class Seeder:
         moved = max(0, before["total"] - after["total"])
         row.update(stats_after=after, messages_moved=moved, status=Reroute.Status.SUCCEEDED.value)
         row["ended_at"] = timeline.wait(0.0005, 0.003)
-        outcome = OUTCOME(Row(Status=Reroute.Status, status=row["status"], messages_moved=moved,
-                              source_alias=source.alias, target_alias=target.alias))
-        timeline.event(Kind.SUCCEEDED, outcome, {"messages_moved": moved})
+        timeline.event(Kind.SUCCEEDED, OUTCOME(row), {"messages_moved": moved})
 
     def _fail(self, row: Row, timeline: Timeline, source, target) -> None:
+        """Fail as the services fail; of a retried failure, the attempts between the first and the last are left
+        out (3 to 6 events a record)."""
         error, stage, retried, _ = self.rng.choices(FAILURES, cum_weights=self.failure_weights)[0]
         attempts = settings.SPARKBOT_MAX_ATTEMPTS
-        if stage == "interrupted":
+        if stage == "interrupted":  # the last attempt went silent after reading; the sweeper settles it
             timeline.call(READ)
             row["stats_before"] = _stats(self.rng.randint(1, 60), 0, 0)
+            silent = settings.REROUTE_STUCK_AFTER_SECONDS
+            timeline.wait(silent, silent + 60)
+            timeline.event(Kind.RECOVERED, sentences.last_attempt_silent(attempts, silent))
+            timeline.call(READ_AGAIN)
             code = "interrupted"
-            sentence = (f"The worker stopped during the last attempt. Check the queues of {source.alias} and "
-                        f"{target.alias} before trying again.")
-        elif stage == "queue_unavailable":
+            sentence = sentences.nothing_moved(sentences.interrupted(source.alias, target.alias), source.alias,
+                                               row["stats_before"]["total"])
+        elif stage == "queue_unavailable":  # attempt 2 could not be handed to the task queue
             error = sparkbot.Timeout("ReadTimeout")
             timeline.call(READ, error)
             self._retry_event(timeline, error.sentence(source.label, target.label), error)
             code, attempts = "queue_unavailable", 1
-            sentence = "The next attempt could not be scheduled because the task queue is down."
+            sentence = sentences.QUEUE_UNAVAILABLE
         else:
             if stage == "route":
                 timeline.call(READ)
@@ -297,11 +315,12 @@ class Seeder:
                 timeline.call(ROUTE, error)
             else:
                 timeline.call(READ, error)
-            if isinstance(error, sparkbot.DeviceNotFound):
+            if isinstance(error, sparkbot.DeviceNotFound) and row["stats_before"] is not None:
+                # services ask SparkBot which of the two it no longer knows
                 sentence = error.sentence(self.rng.choice([source.label, target.label]), source.label)
             else:
                 sentence = error.sentence(source.label, target.label)
-            if retried:  # the attempts in between are left out: 3 to 6 events a record
+            if retried:
                 self._retry_event(timeline, sentence, error)
                 timeline.wait(20, 90)
                 timeline.call(READ, error)
@@ -310,13 +329,18 @@ class Seeder:
             code = error.code
         row.update(status=Reroute.Status.FAILED.value, error_code=code, error_message=sentence, attempts=attempts)
         row["ended_at"] = timeline.wait(0.0005, 0.003)
-        timeline.event(Kind.FAILED, sentence, {"error": code})
+        timeline.event(Kind.FAILED, OUTCOME(row), {"error": code})
 
     def _retry_event(self, timeline: Timeline, sentence: str, error) -> None:
-        wait = getattr(error, "retry_after", None) or self.rng.uniform(1, 2)
-        timeline.event(Kind.RETRY, f"{sentence} Retrying in {wait:.1f} s (attempt 2 of "
-                                   f"{settings.SPARKBOT_MAX_ATTEMPTS}).", {"wait_seconds": round(wait, 3),
-                                                                          "error": error.code})
+        """The wait services.retry_delay gives after attempt 1, drawn from this seed's generator."""
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            wait = min(retry_after, settings.SPARKBOT_RETRY_MAX_SECONDS)
+        else:
+            ceiling = min(settings.SPARKBOT_RETRY_MAX_SECONDS, settings.SPARKBOT_RETRY_BASE_SECONDS)
+            wait = self.rng.uniform(ceiling / 2, ceiling)
+        timeline.event(Kind.RETRY, sentences.retrying(sentence, wait, 2),
+                       {"wait_seconds": round(wait, 3), "error": error.code})
 
     # Chaining and writing ------------------------------------------------------------
 
@@ -326,7 +350,8 @@ class Seeder:
             _ended, _id, row, events = heapq.heappop(self.pending)
             self.head.seq += 1
             row["chain_seq"] = self.head.seq
-            row["chain_hash"] = self.head.last_hash = audit.record_hash(self.head.last_hash, row, events)
+            hashed = audit.chained_events(events)[0]  # all of them: the end event is the last
+            row["chain_hash"] = self.head.last_hash = audit.record_hash(self.head.last_hash, row, hashed)
             self.out[Reroute].append(row)
             self.out[RerouteEvent].extend(events)
             self.report["events"] += len(events)
@@ -359,13 +384,10 @@ class Timeline:
             seconds = min(5.0, self.rng.lognormvariate(-1.6, 0.6))
         self.now += timedelta(seconds=seconds)
         self.sparkbot_seconds += seconds
-        ms = round(seconds * 1000, 1)
         if error is None:
-            self.event(Kind.CALL, f"SparkBot answered: {what}.", {"what": what, "ms": ms})
+            self.event(Kind.CALL, sentences.call_answered(what), sentences.call_detail(what, seconds))
         else:
-            self.event(Kind.CALL, f"Tried to {what}: {error.code} ({error.status_code or 'no answer'}).",
-                       {"what": what, "ms": ms, "error": error.code, "status": error.status_code,
-                        "detail": error.detail[:300]})
+            self.event(Kind.CALL, sentences.call_failed(what, error), sentences.call_detail(what, seconds, error))
 
 
 def _stats(pending: int, processing: int, scheduled: int) -> dict:
@@ -465,3 +487,26 @@ def write_rows(model, rows: list[dict]) -> None:
 
 def _json(value):
     return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1000, help="Reroutes to add (default 1000).")
+    parser.add_argument("--days", type=int, default=730, help="Spread them over the last D days (default 730).")
+    parser.add_argument("--seed", type=int, default=1, help="Random seed: the same seed, --until and existing "
+                                                            "history give the same rows (default 1).")
+    parser.add_argument("--until", type=datetime.fromisoformat, default=None,
+                        help="End of the period, ISO 8601 (default: now).")
+    parser.add_argument("--batch", type=int, default=5000, help="Reroutes written per batch (default 5000).")
+    parser.add_argument("--progress", action="store_true", help="Print a line after each batch.")
+    args = parser.parse_args()
+    if args.rows < 1 or args.days < 1 or args.batch < 1:
+        parser.error("--rows, --days and --batch must be at least 1.")
+    report = seed_history(rows=args.rows, days=args.days, seed=args.seed, until=args.until, batch=args.batch,
+                          progress=(lambda done, total: print(f"  {done}/{total} reroutes", flush=True))
+                          if args.progress else None)
+    print(summary(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The one place that publishes tasks, and through which one capability hears that another's work ended.
+
+Tasks are published by name, so that nothing here imports the modules that run them: services,
+handovers (and later rules and notifications) import this module, never each other in a circle.
+A capability that must react to a reroute's end connects a receiver to `reroute_ended` in
+`QueuesConfig.ready()`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import current_app
+from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
+
+# Sent after the transaction that ended a reroute has committed; receivers get `reroute=`.
+reroute_ended = Signal()
+
+
+def reroute_attempt(reroute_id: int, *, attempt: int, countdown: float = 0) -> None:
+    """Publish one attempt of a reroute; raises when the broker cannot take it."""
+    current_app.send_task("queues.tasks.reroute_run", args=(reroute_id, attempt), countdown=countdown)
+
+
+def handover_advance(run_id: int) -> None:
+    current_app.send_task("queues.tasks.handover_advance", args=(run_id,))
+
+
+def reroute_has_ended(reroute) -> None:
+    """Tell every interested capability; one receiver failing never stops the others."""
+    for receiver, result in reroute_ended.send_robust(sender=type(reroute), reroute=reroute):
+        if isinstance(result, Exception):
+            logger.error("after reroute %s ended, %s failed: %r", reroute.pk, getattr(receiver, "__qualname__",
+                                                                                       receiver), result)
