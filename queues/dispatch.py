@@ -17,6 +17,10 @@ logger = logging.getLogger(__name__)
 
 # Sent after the transaction that ended a reroute has committed; receivers get `reroute=`.
 reroute_ended = Signal()
+# Sent after each cycle of the fleet monitor that ran (not one skipped for another's lease).
+monitor_cycle_ended = Signal()
+# Sent after the transaction that ended a handover run has committed; receivers get `run=`.
+handover_run_ended = Signal()
 
 
 def reroute_attempt(reroute_id: int, *, attempt: int, countdown: float = 0) -> None:
@@ -34,3 +38,16 @@ def reroute_has_ended(reroute) -> None:
         if isinstance(result, Exception):
             logger.error("after reroute %s ended, %s failed: %r", reroute.pk, getattr(receiver, "__qualname__",
                                                                                        receiver), result)
+
+
+def monitor_cycle_has_ended() -> None:
+    for receiver, result in monitor_cycle_ended.send_robust(sender=None):
+        if isinstance(result, Exception):
+            logger.error("after a monitor cycle, %s failed: %r", getattr(receiver, "__qualname__", receiver), result)
+
+
+def handover_run_has_ended(run) -> None:
+    for receiver, result in handover_run_ended.send_robust(sender=type(run), run=run):
+        if isinstance(result, Exception):
+            logger.error("after handover run %s ended, %s failed: %r", run.pk,
+                         getattr(receiver, "__qualname__", receiver), result)

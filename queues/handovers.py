@@ -148,6 +148,7 @@ def handover_advance(*, run_id: int) -> None:
                 run.status = HandoverRun.Status.FINISHED
             run.ended_at = timezone.now()
             run.save(update_fields=["status", "ended_at"])
+            transaction.on_commit(lambda: dispatch.handover_run_has_ended(run), robust=True)
 
 
 def _start_waiting(run: HandoverRun, *, slots: int) -> int:

@@ -364,3 +364,239 @@ class HandoverRunItem(models.Model):
 
     def __str__(self):
         return f"{self.source_alias} → {self.target_alias}"
+
+
+class Number(models.Model):
+    """The fleet monitor's current view of one WhatsApp number: its state since when, and its queue.
+
+    Written only by the monitor (queues/monitor.py); pages read it. `can_deliver` is kept with the
+    statuses so that the overview sorts and filters on it in the database.
+    """
+
+    device_id = models.CharField(max_length=24, unique=True)
+    alias = models.CharField(max_length=300)
+    phone = models.CharField(max_length=40, blank=True)
+    account_status = models.CharField(max_length=40)
+    session_status = models.CharField(max_length=40)
+    can_deliver = models.BooleanField(default=False)
+    state_since = models.DateTimeField(help_text="When the monitor first saw this account and session status.")
+    listed = models.BooleanField(default=True, help_text="Still in SparkBot's device list.")
+    listed_at = models.DateTimeField(help_text="When the monitor last saw it in SparkBot's device list.")
+    queue_status = models.CharField(max_length=20, blank=True)
+    queue_total = models.PositiveIntegerField(null=True, blank=True)
+    queue_pending = models.PositiveIntegerField(null=True, blank=True)
+    queue_processing = models.PositiveIntegerField(null=True, blank=True)
+    queue_scheduled = models.PositiveIntegerField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True, help_text="When its queue was last read.")
+    read_problem = models.CharField(max_length=300, blank=True, help_text="Why the last queue reading failed.")
+    snapshot_at = models.DateTimeField(null=True, blank=True, help_text="When its last snapshot was written.")
+    depth_24h = models.JSONField(default=list, blank=True,
+                                 help_text="Its highest queue depth per half hour over the last day: [[slot, depth]].")
+
+    class Meta:
+        ordering = ["alias", "device_id"]
+        indexes = [models.Index(fields=["listed", "can_deliver", "queue_total"], name="number_attention")]
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.alias} ({self.phone})" if self.phone else self.alias
+
+    @property
+    def holds_messages(self) -> bool:
+        return bool(self.queue_total)
+
+
+class NumberSnapshot(models.Model):
+    """One reading of a number: written when something changed, or at least every MONITOR_HEARTBEAT_MINUTES."""
+
+    number = models.ForeignKey(Number, on_delete=models.CASCADE, related_name="snapshots")
+    at = models.DateTimeField()
+    account_status = models.CharField(max_length=40)
+    session_status = models.CharField(max_length=40)
+    queue_status = models.CharField(max_length=20, blank=True)
+    queue_total = models.PositiveIntegerField(null=True, blank=True)
+    queue_pending = models.PositiveIntegerField(null=True, blank=True)
+    queue_processing = models.PositiveIntegerField(null=True, blank=True)
+    queue_scheduled = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number", "at"]
+        indexes = [models.Index(fields=["number", "at"], name="snapshot_number_at"),
+                   models.Index(fields=["at"], name="snapshot_at")]
+
+    def __str__(self):
+        return f"{self.number_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class MonitorState(models.Model):
+    """The fleet monitor's own state (one row): who runs the cycle now, its call log, and its back-off."""
+
+    SINGLETON = 1
+    lease_owner = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    calls = models.JSONField(default=list, blank=True, help_text="When it called SparkBot in the last minute.")
+    devices_read_at = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.CharField(max_length=300, blank=True)
+    failures = models.PositiveIntegerField(default=0, help_text="SparkBot failures in a row (the back-off grows).")
+    cycle_started_at = models.DateTimeField(null=True, blank=True)
+    cycle_ended_at = models.DateTimeField(null=True, blank=True)
+    version = models.BigIntegerField(default=0, help_text="Bumped whenever a number changed; pages cache on it.")
+
+    def __str__(self):
+        return "Fleet monitor"
+
+
+# API tokens and notifications (issue 12) ------------------------------------------------------
+
+
+class ApiToken(models.Model):
+    """A personal API token: it acts as its owner, with exactly the owner's permissions.
+
+    Only a SHA-256 of the token is kept (a token holds 256 random bits, so a fast hash is enough);
+    `prefix` is the visible start that lets people tell their tokens apart.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by_username = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("manage_all_tokens", "Can see and revoke anyone's API tokens")]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class NotificationEvent(models.TextChoices):
+    REROUTE_FAILED = "reroute.failed", "A reroute failed"
+    REROUTE_SUCCEEDED = "reroute.succeeded", "A reroute succeeded"
+    HANDOVER_RUN_ENDED = "handover_run.ended", "A handover run ended"
+    RULE_FIRED = "rule.fired", "A failover rule fired"
+    RULE_DRY_RUN = "rule.dry_run", "A failover rule would fire (dry run)"
+
+
+class WebhookEndpoint(models.Model):
+    """Where webhooks go: a URL, the secret they are signed with (Standard Webhooks), and which events."""
+
+    class Format(models.TextChoices):
+        STANDARD = "standard", "JSON event (Standard Webhooks)"
+        SLACK = "slack", "Slack-compatible text"
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100, help_text="whsec_… (base64); shown once, when made or renewed.")
+    events = models.JSONField(default=list)
+    payload_format = models.CharField(max_length=10, choices=Format.choices, default=Format.STANDARD)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_username = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        permissions = [("manage_notifications", "Can set up webhooks and emails, and read their delivery log")]
+
+    def __str__(self):
+        return self.name
+
+
+class EmailSubscription(models.Model):
+    """A user who gets an email about these events (through Django's mail settings)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="notification_emails")
+    events = models.JSONField(default=list)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["user__username"]
+
+    def __str__(self):
+        return f"Email to {self.user}"
+
+
+class Delivery(models.Model):
+    """One event for one webhook endpoint or one email address, and where its sending stands.
+
+    The body is written once, so that every attempt sends the same bytes under the same webhook-id.
+    """
+
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        EMAIL = "email", "Email"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to send"
+        SENDING = "sending", "Sending"
+        SUCCEEDED = "succeeded", "Delivered"
+        FAILED = "failed", "Gave up"
+
+    message_id = models.CharField(max_length=40, help_text="The webhook-id header: the same on every attempt.")
+    event_type = models.CharField(max_length=30, choices=NotificationEvent.choices)
+    about = models.CharField(max_length=200, help_text="What the event is about, e.g. “Reroute #12”.")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    endpoint = models.ForeignKey(WebhookEndpoint, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="deliveries")
+    destination = models.CharField(max_length=500, help_text="The URL or email address, as it was.")
+    subject = models.CharField(max_length=200, blank=True)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    resend_by_username = models.CharField(max_length=150, blank=True,
+                                          help_text="Who asked to send it again, until that attempt is made.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self):
+        return f"{self.event_type} to {self.destination}"
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    ok = models.BooleanField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    requested_by_username = models.CharField(max_length=150, blank=True, help_text="Set for “send again”.")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+
+    def __str__(self):
+        return f"Attempt {self.number} of {self.delivery_id}"
+
+
+class NotifierState(models.Model):
+    """The delivery pump's lease (one row): at most one worker process sends notifications at a time,
+    so that a slow receiver can hold one process, never the reroutes' ones."""
+
+    SINGLETON = 1
+    lease_owner = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    wake_requested = models.BooleanField(default=False, help_text="New deliveries since the pump last looked.")
+
+    def __str__(self):
+        return "Notification sender"

@@ -3,7 +3,7 @@
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from . import handovers, services, sparkbot
+from . import handovers, monitor, services, sparkbot
 
 
 @worker_process_init.connect
@@ -32,3 +32,13 @@ def handover_advance(run_id: int) -> None:
 @shared_task(ignore_result=True)
 def handovers_tick() -> dict:
     return handovers.handovers_tick()
+
+
+@shared_task(ignore_result=True)
+def monitor_cycle() -> dict:
+    return vars(monitor.monitor_cycle())
+
+
+@shared_task(ignore_result=True)
+def monitor_prune() -> dict:
+    return monitor.snapshots_prune()

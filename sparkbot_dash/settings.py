@@ -217,6 +217,18 @@ if REROUTE_STUCK_AFTER_SECONDS < _LONGEST_SILENCE:
 # are checked (and running handovers nudged).
 HANDOVER_CONCURRENCY = env_int("HANDOVER_CONCURRENCY", 5, minimum=1)
 HANDOVER_TICK_SECONDS = env_float("HANDOVER_TICK_SECONDS", 10.0, minimum=1)
+# The fleet monitor: a cycle every MONITOR_CYCLE_SECONDS reads the device list every
+# MONITOR_DEVICES_SECONDS and queues within MONITOR_CALLS_PER_MINUTE SparkBot calls (over any
+# minute, device list pages included); a snapshot of each number is kept when it changed, or at
+# least every MONITOR_HEARTBEAT_MINUTES, for MONITOR_RETENTION_DAYS. On 429 or with SparkBot down
+# the monitor pauses (Retry-After, or a growing wait up to MONITOR_BACKOFF_MAX_SECONDS).
+MONITOR_CYCLE_SECONDS = env_float("MONITOR_CYCLE_SECONDS", 10.0, minimum=1)
+MONITOR_DEVICES_SECONDS = env_float("MONITOR_DEVICES_SECONDS", 30.0, minimum=1)
+MONITOR_CALLS_PER_MINUTE = env_int("MONITOR_CALLS_PER_MINUTE", 120, minimum=1)
+MONITOR_HEARTBEAT_MINUTES = env_float("MONITOR_HEARTBEAT_MINUTES", 15.0, minimum=0.01)
+MONITOR_RETENTION_DAYS = env_int("MONITOR_RETENTION_DAYS", 30, minimum=1)
+MONITOR_BACKOFF_MAX_SECONDS = env_float("MONITOR_BACKOFF_MAX_SECONDS", 300.0, minimum=1)
+MONITOR_PRUNE_SECONDS = 3600.0
 # Each periodic task expires after one period: a worker that was down does not come back to a
 # backlog of sweeps and ticks (the next one is on its way anyway).
 CELERY_BEAT_SCHEDULE = {
@@ -224,6 +236,10 @@ CELERY_BEAT_SCHEDULE = {
                             "options": {"expires": REROUTE_SWEEP_SECONDS}},
     "handovers-tick": {"task": "queues.tasks.handovers_tick", "schedule": HANDOVER_TICK_SECONDS,
                        "options": {"expires": HANDOVER_TICK_SECONDS}},
+    "monitor-cycle": {"task": "queues.tasks.monitor_cycle", "schedule": MONITOR_CYCLE_SECONDS,
+                      "options": {"expires": MONITOR_CYCLE_SECONDS}},
+    "monitor-prune": {"task": "queues.tasks.monitor_prune", "schedule": MONITOR_PRUNE_SECONDS,
+                      "options": {"expires": MONITOR_PRUNE_SECONDS}},
 }
 
 LOGGING = {
