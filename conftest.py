@@ -58,15 +58,17 @@ def _point_at_sandbox(sandbox_server):
 
 @pytest.fixture
 def sandbox(sandbox_server):
-    """A freshly seeded sandbox, and a cold device cache, for each test."""
-    from queues import devices
+    """A freshly seeded sandbox, and a cold device cache (and pickers' cache), for each test."""
+    from queues import devices, pickers
 
     box = sandbox_server
     box.reset()
     devices.device_list_forget()
+    pickers.forget()  # the monitor's version starts again with each test's database
     yield box
     box.reset()
     devices.device_list_forget()
+    pickers.forget()
 
 
 @pytest.fixture(scope="session")
@@ -113,10 +115,19 @@ def workers_idle(timeout: float = 30) -> None:
     while time.monotonic() < deadline:
         busy_rows = (Reroute.objects.filter(status__in=Reroute.ACTIVE).exists()
                      or HandoverRun.objects.filter(ended_at__isnull=True).exists())
-        replies = app.control.inspect(timeout=0.3).active() or {}
-        if not busy_rows and not any(replies.values()):
+        inspect = app.control.inspect(timeout=0.3)
+        busy_tasks = any((inspect.active() or {}).values()) or any((inspect.reserved() or {}).values())
+        if not busy_rows and not busy_tasks and not _tasks_waiting_in_broker(app):
             return
         time.sleep(0.05)
+
+
+def _tasks_waiting_in_broker(app) -> int:
+    """Messages not yet taken by any worker (on Redis; the filesystem broker is not looked into)."""
+    if not app.conf.broker_url.startswith("redis"):
+        return 0
+    with app.connection_for_read() as connection:
+        return connection.default_channel.client.llen("celery")
 
 
 @pytest.fixture

@@ -33,6 +33,9 @@ HASHED_FIELDS = [
     "status", "attempts", "started_at", "routed_at", "ended_at", "messages_moved",
     "stats_before", "stats_after", "api_reply", "error_code", "error_message", "chain_seq",
 ]
+# Fields added after records were first chained: hashed when they hold something, so that older
+# records keep their hashes.
+HASHED_WHEN_SET = ["rule_id", "rule_name"]
 
 
 def record_hash(previous: str, reroute: Reroute, events: list[RerouteEvent]) -> str:
@@ -42,10 +45,9 @@ def record_hash(previous: str, reroute: Reroute, events: list[RerouteEvent]) -> 
 
 def canonical(reroute: Reroute, events: list[RerouteEvent]) -> str:
     """The record's audit fields and timeline as one canonical JSON text."""
-    content = {
-        "reroute": {name: getattr(reroute, name) for name in HASHED_FIELDS},
-        "events": [[e.id, e.at, e.kind, e.message, e.detail] for e in events],
-    }
+    fields = {name: getattr(reroute, name) for name in HASHED_FIELDS}
+    fields.update({name: getattr(reroute, name) for name in HASHED_WHEN_SET if getattr(reroute, name, None)})
+    content = {"reroute": fields, "events": [[e.id, e.at, e.kind, e.message, e.detail] for e in events]}
     return json.dumps(content, sort_keys=True, default=_plain, ensure_ascii=False, separators=(",", ":"))
 
 

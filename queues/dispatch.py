@@ -21,6 +21,8 @@ reroute_ended = Signal()
 monitor_cycle_ended = Signal()
 # Sent after the transaction that ended a handover run has committed; receivers get `run=`.
 handover_run_ended = Signal()
+# Sent after a rule fired or would have fired (dry run); receivers get `decision=` (a RuleDecision).
+rule_decided = Signal()
 
 
 def reroute_attempt(reroute_id: int, *, attempt: int, countdown: float = 0) -> None:
@@ -30,6 +32,16 @@ def reroute_attempt(reroute_id: int, *, attempt: int, countdown: float = 0) -> N
 
 def handover_advance(run_id: int) -> None:
     current_app.send_task("queues.tasks.handover_advance", args=(run_id,))
+
+
+def notifications_send(*, countdown: float = 0) -> None:
+    """Publish a run of the notification sender (queues/notify.py); raises when the broker cannot take it."""
+    current_app.send_task("queues.tasks.notifications_send", countdown=countdown)
+
+
+def monitor_nudge(device_id: str | None) -> None:
+    """Read this number (or the device list) now, then evaluate the rules: SparkBot said it changed."""
+    current_app.send_task("queues.tasks.monitor_nudge", args=(device_id,), expires=60)
 
 
 def reroute_has_ended(reroute) -> None:
@@ -50,4 +62,11 @@ def handover_run_has_ended(run) -> None:
     for receiver, result in handover_run_ended.send_robust(sender=type(run), run=run):
         if isinstance(result, Exception):
             logger.error("after handover run %s ended, %s failed: %r", run.pk,
+                         getattr(receiver, "__qualname__", receiver), result)
+
+
+def rule_has_decided(decision) -> None:
+    for receiver, result in rule_decided.send_robust(sender=type(decision), decision=decision):
+        if isinstance(result, Exception):
+            logger.error("after rule decision %s, %s failed: %r", decision.pk,
                          getattr(receiver, "__qualname__", receiver), result)

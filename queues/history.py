@@ -51,6 +51,7 @@ class HistoryFilters:
     status: str = ""
     origin: str = ""
     handover: int | None = None
+    rule: int | None = None
     q: str = ""
 
 
@@ -87,6 +88,8 @@ def _filtered_except_device(*, filters: HistoryFilters) -> QuerySet:
         reroutes = reroutes.filter(origin=filters.origin)
     if filters.handover:
         reroutes = reroutes.filter(handover_run_id=filters.handover)
+    if filters.rule:
+        reroutes = reroutes.filter(rule_id=filters.rule)
     if filters.q:
         reroutes = reroutes.filter(search_text__contains=filters.q)  # LIKE '%q%': the trigram index
     return reroutes

@@ -61,6 +61,7 @@ class Reroute(models.Model):
         API = "api", "API"
         HANDOVER = "handover", "Handover"
         CLI = "cli", "Command line"
+        RULE = "rule", "Rule"
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     ENDED = (Status.SUCCEEDED, Status.FAILED)
@@ -77,6 +78,11 @@ class Reroute(models.Model):
         "HandoverRun", null=True, blank=True, on_delete=models.PROTECT, related_name="reroutes"
     )
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True)
+    # The rule that fired it: kept as it was (no database constraint), so that deleting a rule never
+    # touches an ended record; `rule_name` keeps its name.
+    rule = models.ForeignKey("Rule", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                             related_name="reroutes")
+    rule_name = models.CharField(max_length=100, blank=True)
 
     source_id = models.CharField(max_length=24, db_index=True)
     source_alias = models.CharField(max_length=300)
@@ -122,6 +128,7 @@ class Reroute(models.Model):
             models.Index(fields=["requested_by_username", "-id"], name="reroute_user_newest"),
             models.Index(fields=["status", "-id"], name="reroute_status_newest"),
             models.Index(fields=["origin", "-id"], name="reroute_origin_newest"),
+            models.Index(fields=["rule", "-id"], name="reroute_rule_newest"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -380,6 +387,8 @@ class Number(models.Model):
     session_status = models.CharField(max_length=40)
     can_deliver = models.BooleanField(default=False)
     state_since = models.DateTimeField(help_text="When the monitor first saw this account and session status.")
+    undeliverable_since = models.DateTimeField(
+        null=True, blank=True, help_text="Since when it cannot deliver without a break (None while it can).")
     listed = models.BooleanField(default=True, help_text="Still in SparkBot's device list.")
     listed_at = models.DateTimeField(help_text="When the monitor last saw it in SparkBot's device list.")
     queue_status = models.CharField(max_length=20, blank=True)
@@ -445,9 +454,105 @@ class MonitorState(models.Model):
     cycle_started_at = models.DateTimeField(null=True, blank=True)
     cycle_ended_at = models.DateTimeField(null=True, blank=True)
     version = models.BigIntegerField(default=0, help_text="Bumped whenever a number changed; pages cache on it.")
+    evaluation_owner = models.CharField(max_length=32, blank=True, help_text="Who evaluates the rules now.")
+    evaluation_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self):
         return "Fleet monitor"
+
+
+# Failover and overflow rules (issue 11) -----------------------------------------------------
+
+
+class Rule(models.Model):
+    """When a source meets the condition for long enough, move its queue to a healthy target.
+
+    Sources, exceptions and targets are device ids (the targets in the order given).
+    """
+
+    class Condition(models.TextChoices):
+        CANNOT_DELIVER = "cannot_deliver", "The source cannot deliver"
+        OVERFLOW = "overflow", "The source holds too many messages while online"
+
+    class TargetKind(models.TextChoices):
+        ONE = "one", "One number"
+        FALLBACK = "fallback", "The first of a list that can deliver"
+        POOL = "pool", "The healthy member of a pool with the smallest queue"
+
+    name = models.CharField(max_length=100, unique=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    owner_username = models.CharField(max_length=150)
+    enabled = models.BooleanField(default=False)
+    dry_run = models.BooleanField(default=True, help_text="Record what it would do, and route nothing.")
+    all_sources = models.BooleanField(default=False)
+    sources = models.JSONField(default=list, blank=True)
+    exceptions = models.JSONField(default=list, blank=True, help_text="Numbers left out when all are sources.")
+    condition = models.CharField(max_length=20, choices=Condition.choices, default=Condition.CANNOT_DELIVER)
+    minutes = models.PositiveIntegerField(default=5, help_text="How long, without a break, the condition must hold.")
+    messages = models.PositiveIntegerField(default=1, help_text="How many messages the source must hold at least.")
+    target_kind = models.CharField(max_length=10, choices=TargetKind.choices, default=TargetKind.ONE)
+    targets = models.JSONField(default=list)
+    cooldown_minutes = models.PositiveIntegerField(default=30)
+    active_from = models.TimeField(null=True, blank=True)
+    active_until = models.TimeField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class RuleDecision(models.Model):
+    """What a rule decided about one source, with the readings that made it (recorded when it changes)."""
+
+    class Outcome(models.TextChoices):
+        FIRED = "fired", "Fired"
+        WOULD_FIRE = "would_fire", "Would fire (dry run)"
+        WAITING = "waiting", "Waiting"
+        COOLING_DOWN = "cooling_down", "Cooling down"
+        NO_HEALTHY_TARGET = "no_target", "No healthy target"
+        OUTSIDE_HOURS = "outside_hours", "Outside active hours"
+        SOURCE_BUSY = "source_busy", "Source busy"
+        CLEARED = "cleared", "Condition cleared"
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="decisions")
+    at = models.DateTimeField(auto_now_add=True)
+    source_id = models.CharField(max_length=24)
+    source_alias = models.CharField(max_length=300)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    message = models.TextField()
+    readings = models.JSONField(default=dict)
+    reroute = models.ForeignKey(Reroute, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["rule", "-id"], name="decision_rule_newest")]
+
+    def __str__(self):
+        return f"{self.rule_id} {self.source_alias}: {self.outcome}"
+
+
+class RuleWatch(models.Model):
+    """What one rule remembers of one source between evaluations."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="watches")
+    source_id = models.CharField(max_length=24)
+    met_since = models.DateTimeField(null=True, blank=True, help_text="Overflow: since when, without a break.")
+    cooldown_until = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=20, blank=True)
+    last_message = models.TextField(blank=True)
+    last_decision = models.ForeignKey(RuleDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "source_id"], name="one_watch_per_rule_and_source")]
+
+    def __str__(self):
+        return f"{self.rule_id} watching {self.source_id}"
 
 
 # API tokens and notifications (issue 12) ------------------------------------------------------

@@ -90,6 +90,49 @@ def _cycle(calls: list[float], now: datetime) -> CycleReport:
     return report
 
 
+def monitor_nudge(*, device_id: str | None = None) -> CycleReport:
+    """SparkBot said something changed (its webhook): read that number's state and queue now, or the
+    device list when no known number was named; within the budget, and not while paused."""
+    state, now = monitor_state(), timezone.now()
+    report = CycleReport(ran=True)
+    if state.paused_until and state.paused_until > now:
+        report.paused = state.pause_reason
+        return report
+    number = Number.objects.filter(device_id=device_id).first() if device_id else None
+    calls: list[float] = []
+    try:
+        if _calls_left(state, calls) < 2:
+            report.notes.append("no calls left in this minute's budget")
+        elif number is None:
+            report.changed, report.walked = _walk(calls), True
+        else:
+            report.changed = _read_device(number, calls) + _read(number, calls)
+            report.readings = 1
+    except Paused as paused:
+        report.paused = str(paused)
+    finally:
+        _keep_calls(calls)
+    report.calls = len(calls)
+    return report
+
+
+def _read_device(number: Number, calls: list[float]) -> int:
+    calls.append(time.time())
+    try:
+        device = sparkbot.client().device(number.device_id)
+    except sparkbot.DeviceNotFound:
+        Number.objects.filter(pk=number.pk).update(listed=False)
+        return 1
+    except (sparkbot.RateLimited, sparkbot.AuthenticationFailed, sparkbot.Unavailable) as error:
+        raise _paused(error) from error
+    with transaction.atomic():
+        changed = _record_device(number, device, timezone.now())
+        if changed:
+            _bump_version()
+    number.refresh_from_db()
+    return changed
+
+
 def _walk_due(state: MonitorState, now: datetime) -> bool:
     due = state.devices_read_at is None or state.devices_read_at <= now - timedelta(
         seconds=settings.MONITOR_DEVICES_SECONDS)
@@ -149,7 +192,8 @@ def _read(number: Number, calls: list[float]) -> int:
 
 def record_device_list(listed: tuple[Device, ...] | list[Device], *, now: datetime) -> int:
     """Record the states of every listed number (new ones too) and which numbers left the list."""
-    known = {number.device_id: number for number in Number.objects.all()}
+    fields = ("id", "device_id", "alias", "phone", "listed", "can_deliver", *STATE_FIELDS, *QUEUE_FIELDS)
+    known = {number.device_id: number for number in Number.objects.only(*fields)}  # 1,000 rows: only what is compared
     listed_ids = {device.id for device in listed}
     changed = 0
     with transaction.atomic():
@@ -170,7 +214,8 @@ def _record_device(number: Number | None, device: Device, now: datetime) -> int:
     state = {"account_status": device.status, "session_status": device.session_status}
     if number is None:
         number = Number.objects.create(device_id=device.id, alias=device.alias, phone=device.phone,
-                                       can_deliver=device.can_deliver, state_since=now, listed_at=now, **state)
+                                       can_deliver=device.can_deliver, state_since=now, listed_at=now,
+                                       undeliverable_since=None if device.can_deliver else now, **state)
         _snapshot(number, now)
         return 1
     new_state = any(getattr(number, name) != value for name, value in state.items())
@@ -180,6 +225,8 @@ def _record_device(number: Number | None, device: Device, now: datetime) -> int:
               **state}
     if new_state:
         fields["state_since"] = now
+    if device.can_deliver != number.can_deliver:  # a break in "cannot deliver" restarts its clock
+        fields["undeliverable_since"] = None if device.can_deliver else now
     Number.objects.filter(pk=number.pk).update(**fields)
     if new_state:
         for name, value in fields.items():
@@ -283,16 +330,19 @@ def _take_lease(token: str) -> bool:
 
 def _end_cycle(token: str, calls: list[float]) -> None:
     """Give the lease back and keep the last minute's calls, whatever happened in the cycle."""
+    _keep_calls(calls)
+    MonitorState.objects.filter(pk=MonitorState.SINGLETON, lease_owner=token).update(
+        lease_owner="", lease_until=None, cycle_ended_at=timezone.now())
+    logger.info("monitor cycle %s ended, %s calls", token[:8], len(calls))
+
+
+def _keep_calls(calls: list[float]) -> None:
+    """Add these calls to the last minute's log (shared by cycles and nudges)."""
     with transaction.atomic():
         state = MonitorState.objects.select_for_update().get(pk=MonitorState.SINGLETON)
         minute_ago = time.time() - 60
         state.calls = [at for at in [*state.calls, *calls] if at > minute_ago]
-        fields = ["calls"]
-        if state.lease_owner == token:
-            state.lease_owner, state.lease_until, state.cycle_ended_at = "", None, timezone.now()
-            fields += ["lease_owner", "lease_until", "cycle_ended_at"]
-        state.save(update_fields=fields)
-    logger.info("monitor cycle %s ended, %s calls", token[:8], len(calls))
+        state.save(update_fields=["calls"])
 
 
 # Keeping readings -----------------------------------------------------------------------

@@ -78,7 +78,7 @@ class RouteOutcomeUnknown(Exception):
 
 def reroute_request(
     *, source: Device, target: Device, note: str, user, origin: str = Reroute.Origin.WEB,
-    idempotency_key: uuid.UUID | None = None, username: str = "", handover_run=None,
+    idempotency_key: uuid.UUID | None = None, username: str = "", handover_run=None, rule=None,
 ) -> Reroute:
     """Record a reroute (status queued) and hand it to a worker once the row is committed.
 
@@ -90,7 +90,7 @@ def reroute_request(
     key = idempotency_key or uuid.uuid4()
     asked = Reroute(
         requested_by=user, requested_by_username=username or user.get_username(), origin=origin,
-        idempotency_key=key, note=note, handover_run=handover_run,
+        idempotency_key=key, note=note, handover_run=handover_run, rule=rule, rule_name=rule.name if rule else "",
         source_id=source.id, source_alias=source.alias, source_phone=source.phone,
         target_id=target.id, target_alias=target.alias, target_phone=target.phone,
         search_text=search_text(note, source, target),
@@ -109,8 +109,8 @@ def reroute_request(
     return asked
 
 
-REQUEST_IDENTITY = ("requested_by_id", "requested_by_username", "origin", "handover_run_id", "source_id",
-                    "target_id", "note")
+REQUEST_IDENTITY = ("requested_by_id", "requested_by_username", "origin", "handover_run_id", "rule_id",
+                    "source_id", "target_id", "note")
 
 
 def _same_request_or_refuse(existing: Reroute, asked: Reroute) -> Reroute:
@@ -347,8 +347,8 @@ def reroute_retry_scheduled(*, reroute_id: int, attempt: int, wait: float) -> No
         reroute = Reroute.objects.get(pk=reroute_id)
         if reroute.status != Reroute.Status.RUNNING or reroute.attempts != attempt - 1:
             return  # not this attempt's any more
-        try:
-            _finish_failed(reroute, "queue_unavailable", sentences.QUEUE_UNAVAILABLE)
+        try:  # an earlier route call of this reroute may have gone through: read the queue before ending
+            _settle(reroute, code="queue_unavailable", sentence=sentences.QUEUE_UNAVAILABLE)
         except Superseded as superseded:
             _note_superseded(reroute, superseded)
 

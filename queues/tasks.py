@@ -3,7 +3,7 @@
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from . import handovers, monitor, services, sparkbot
+from . import handovers, monitor, notify, rules, services, sparkbot
 
 
 @worker_process_init.connect
@@ -42,3 +42,16 @@ def monitor_cycle() -> dict:
 @shared_task(ignore_result=True)
 def monitor_prune() -> dict:
     return monitor.snapshots_prune()
+
+
+@shared_task(ignore_result=True)
+def monitor_nudge(device_id: str | None = None) -> dict:
+    """SparkBot's webhook: read the number it named now, then evaluate the rules with that reading."""
+    report = vars(monitor.monitor_nudge(device_id=device_id))
+    report["rules"] = rules.rules_evaluate(wait_seconds=5)
+    return report
+
+
+@shared_task(ignore_result=True)
+def notifications_send() -> dict:
+    return notify.notifications_send()

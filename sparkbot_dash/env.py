@@ -148,3 +148,15 @@ def env_database(name: str, default: str) -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     return config
+
+
+def env_seconds_list(name: str, default: str) -> list[float]:
+    """Waits in seconds, separated by commas, e.g. 5,300,1800."""
+    raw = env_list(name, default.split(","))
+    try:
+        delays = [float(item) for item in raw]
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be seconds separated by commas, e.g. {default}.") from None
+    if any(delay < 0 for delay in delays):
+        raise ImproperlyConfigured(f"{name} must not hold a negative wait.")
+    return delays

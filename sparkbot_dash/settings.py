@@ -6,7 +6,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
     env_bool, env_database, env_float, env_int, env_list, env_log_level, env_pair, env_str, env_str_or_default,
-    env_time_zone, env_url,
+    env_seconds_list, env_time_zone, env_url,
 )
 from .local_secrets import AUDIT_CHAIN_KEY_FILE, SECRET_KEY_FILE, var_secret
 
@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "pgtrigger",
+    "ninja",  # the API (queues/api/): its Swagger UI is served from its own static files, no CDN
     "queues",
 ]
 
@@ -57,6 +58,7 @@ MIDDLEWARE = [
     "sparkbot_dash.middleware.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    "queues.api.middleware.ApiProblemMiddleware",  # innermost: the others still add their headers
 ]
 
 ROOT_URLCONF = "sparkbot_dash.urls"
@@ -217,6 +219,12 @@ if REROUTE_STUCK_AFTER_SECONDS < _LONGEST_SILENCE:
 # are checked (and running handovers nudged).
 HANDOVER_CONCURRENCY = env_int("HANDOVER_CONCURRENCY", 5, minimum=1)
 HANDOVER_TICK_SECONDS = env_float("HANDOVER_TICK_SECONDS", 10.0, minimum=1)
+# The most moves one handover plan may hold (its editor and its CSV import stop there).
+HANDOVER_PLAN_MAX_PAIRS = env_int("HANDOVER_PLAN_MAX_PAIRS", 1000, minimum=1)
+# The route page's preview warns when the target already holds at least this many queued messages.
+REROUTE_WARN_TARGET_MESSAGES = env_int("REROUTE_WARN_TARGET_MESSAGES", 100, minimum=1)
+# A plan's editor posts two fields per move, and "move every chosen number" one per chosen number.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = max(1000, 4 * HANDOVER_PLAN_MAX_PAIRS + 100)
 # The fleet monitor: a cycle every MONITOR_CYCLE_SECONDS reads the device list every
 # MONITOR_DEVICES_SECONDS and queues within MONITOR_CALLS_PER_MINUTE SparkBot calls (over any
 # minute, device list pages included); a snapshot of each number is kept when it changed, or at
@@ -229,6 +237,41 @@ MONITOR_HEARTBEAT_MINUTES = env_float("MONITOR_HEARTBEAT_MINUTES", 15.0, minimum
 MONITOR_RETENTION_DAYS = env_int("MONITOR_RETENTION_DAYS", 30, minimum=1)
 MONITOR_BACKOFF_MAX_SECONDS = env_float("MONITOR_BACKOFF_MAX_SECONDS", 300.0, minimum=1)
 MONITOR_PRUNE_SECONDS = 3600.0
+# Failover rules are evaluated after every monitor cycle, one evaluation at a time (this lease
+# bounds one that died). SparkBot may call POST /hooks/sparkbot/<SPARKBOT_WEBHOOK_SECRET> when a
+# number's session changes (empty: the endpoint is off); at most SPARKBOT_WEBHOOK_PER_MINUTE calls
+# a minute are acted on.
+RULES_EVALUATION_LEASE_SECONDS = env_float("RULES_EVALUATION_LEASE_SECONDS", 30.0, minimum=1)
+# How long a rule's "minute" lasts: 60; tests shorten it to see rules wait, fire and cool down in seconds.
+RULES_MINUTE_SECONDS = env_float("RULES_MINUTE_SECONDS", 60.0, minimum=0.01)
+SPARKBOT_WEBHOOK_SECRET = env_str("SPARKBOT_WEBHOOK_SECRET", "")
+if SPARKBOT_WEBHOOK_SECRET and len(SPARKBOT_WEBHOOK_SECRET) < 24:
+    raise ImproperlyConfigured("SPARKBOT_WEBHOOK_SECRET must be at least 24 characters long (or empty: off).")
+SPARKBOT_WEBHOOK_PER_MINUTE = env_int("SPARKBOT_WEBHOOK_PER_MINUTE", 60, minimum=1)
+# The API (/api/v1/): calls per personal token per minute (429 with Retry-After beyond).
+API_TOKEN_REQUESTS_PER_MINUTE = env_int("API_TOKEN_REQUESTS_PER_MINUTE", 300, minimum=1)
+# Notifications: webhooks (signed as Standard Webhooks do) and emails about what happened, sent by one
+# worker process at a time (NOTIFY_CONCURRENCY requests at once), each retried after NOTIFY_RETRY_DELAYS
+# seconds in turn, never past NOTIFY_GIVE_UP_HOURS after the event.
+SITE_URL = env_url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
+NOTIFY_TIMEOUT_SECONDS = env_float("NOTIFY_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+NOTIFY_CONCURRENCY = env_int("NOTIFY_CONCURRENCY", 8, minimum=1)
+NOTIFY_TICK_SECONDS = env_float("NOTIFY_TICK_SECONDS", 10.0, minimum=0.1)
+NOTIFY_GIVE_UP_HOURS = env_float("NOTIFY_GIVE_UP_HOURS", 24.0, minimum=0.001)
+
+
+NOTIFY_RETRY_DELAYS = env_seconds_list("NOTIFY_RETRY_DELAYS", "5,300,1800,7200,18000,36000")
+# Email: Django's mail settings. Without EMAIL_HOST, emails are written to the log (console backend).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = env_str_or_default("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+                                   else "django.core.mail.backends.console.EmailBackend")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_FILE_PATH = env_str_or_default("EMAIL_FILE_PATH", str(VAR_DIR / "emails"))  # for the file backend
+DEFAULT_FROM_EMAIL = env_str_or_default("DEFAULT_FROM_EMAIL", "SparkBot queue router <router@localhost>")
 # Each periodic task expires after one period: a worker that was down does not come back to a
 # backlog of sweeps and ticks (the next one is on its way anyway).
 CELERY_BEAT_SCHEDULE = {
@@ -240,6 +283,8 @@ CELERY_BEAT_SCHEDULE = {
                       "options": {"expires": MONITOR_CYCLE_SECONDS}},
     "monitor-prune": {"task": "queues.tasks.monitor_prune", "schedule": MONITOR_PRUNE_SECONDS,
                       "options": {"expires": MONITOR_PRUNE_SECONDS}},
+    "notifications-send": {"task": "queues.tasks.notifications_send", "schedule": NOTIFY_TICK_SECONDS,
+                           "options": {"expires": NOTIFY_TICK_SECONDS}},
 }
 
 LOGGING = {

@@ -9,6 +9,7 @@ control calls are not. Every route carried out also goes into the route ledger.
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -453,6 +454,11 @@ class SandboxServer(ThreadingHTTPServer):
         with self._connections_lock:
             self._open_connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        """A client that gave up (reset or closed its connection) is normal here; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
     @property
     def base_url(self):

@@ -1,6 +1,6 @@
 """All input validation, one module per capability."""
 
 from .history import HistoryFilterForm
-from .reroute import CHOOSE, GONE, QueueStatsQuery, RerouteForm
+from .reroute import CHOOSE, GONE, PreviewQuery, QueueStatsQuery, RerouteForm
 
-__all__ = ["CHOOSE", "GONE", "HistoryFilterForm", "QueueStatsQuery", "RerouteForm"]
+__all__ = ["CHOOSE", "GONE", "HistoryFilterForm", "PreviewQuery", "QueueStatsQuery", "RerouteForm"]

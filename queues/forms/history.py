@@ -14,7 +14,7 @@ from ..sparkbot import DEVICE_ID
 BIGINT_MAX = 2**63 - 1
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 SEARCH_MIN_LENGTH, SEARCH_MAX_LENGTH = 3, 100
-FILTER_FIELDS = ["date_from", "date_to", "device", "user", "status", "origin", "handover", "q"]
+FILTER_FIELDS = ["date_from", "date_to", "device", "user", "status", "origin", "handover", "rule", "q"]
 CURSOR_FIELDS = ["before", "after"]
 
 
@@ -46,6 +46,8 @@ class HistoryFilterForm(forms.Form):
     origin = forms.ChoiceField(label="Origin", required=False, choices=[("", "Any origin"), *Reroute.Origin.choices])
     handover = forms.IntegerField(label="Handover run", required=False, min_value=1, max_value=BIGINT_MAX,
                                   widget=forms.NumberInput(attrs={"placeholder": "run #"}))
+    rule = forms.IntegerField(label="Rule", required=False, min_value=1, max_value=BIGINT_MAX,
+                              widget=forms.NumberInput(attrs={"placeholder": "rule #"}))
     q = forms.CharField(
         label="Search", required=False, max_length=SEARCH_MAX_LENGTH,
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "note, alias or phone", "autocomplete": "off"}),
@@ -111,7 +113,8 @@ class HistoryFilterForm(forms.Form):
         data = self.cleaned_data
         return HistoryFilters(
             date_from=data["date_from"], date_to=data["date_to"], device=data["device"], user=data["user"],
-            status=data["status"], origin=data["origin"], handover=data["handover"], q=data["q"],
+            status=data["status"], origin=data["origin"], handover=data["handover"], rule=data["rule"],
+            q=data["q"],
         )
 
     def filter_params(self) -> dict[str, str]:

@@ -63,8 +63,25 @@ class RerouteForm(forms.Form):
         return data
 
     def selected(self, name: str) -> str:
-        """The device id the user picked for a field, to re-select it after an error."""
-        return (self.data.get(name) or "").strip().lower() if self.is_bound else ""
+        """The device id the user picked for a field (or the page was opened with), to select it again."""
+        chosen = self.data.get(name) if self.is_bound else self.initial.get(name)
+        return (chosen or "").strip().lower()
+
+
+class PreviewQuery(forms.Form):
+    """The numbers of a move to preview: the source alone, or both."""
+
+    def __init__(self, *args, devices: DeviceList, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"] = DeviceChoiceField(devices=devices, required=False)
+        self.fields["target"] = DeviceChoiceField(devices=devices, required=False)
+
+    def clean(self):
+        data = super().clean()
+        source, target = data.get("source"), data.get("target")
+        if source and target and source.id == target.id:
+            raise forms.ValidationError("Choose a target number different from the source number.")
+        return data
 
 
 class QueueStatsQuery(forms.Form):

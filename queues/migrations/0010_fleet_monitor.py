@@ -38,6 +38,7 @@ class Migration(migrations.Migration):
                 ('session_status', models.CharField(max_length=40)),
                 ('can_deliver', models.BooleanField(default=False)),
                 ('state_since', models.DateTimeField(help_text='When the monitor first saw this account and session status.')),
+                ('undeliverable_since', models.DateTimeField(blank=True, help_text='Since when it cannot deliver without a break (None while it can).', null=True)),
                 ('listed', models.BooleanField(default=True, help_text="Still in SparkBot's device list.")),
                 ('listed_at', models.DateTimeField(help_text="When the monitor last saw it in SparkBot's device list.")),
                 ('queue_status', models.CharField(blank=True, max_length=20)),

@@ -1,5 +1,7 @@
 """Handover plans in the browser's terms: the forms, their messages, copy, delete, run, the run page."""
 
+import re
+
 import pytest
 
 from queues import handovers
@@ -25,7 +27,7 @@ def plan_form(pairs, *, name="Night to Day", total=None, **fields) -> dict:
 
 def test_it_creates_a_plan_from_pairs_of_numbers(manager_client, sandbox, manager):
     page = manager_client.get("/handovers/plans/new/")
-    assert page.status_code == 200 and page.content.decode().count('<select id="id_pairs-') == 10
+    assert page.status_code == 200 and page.content.decode().count('list="numbers" data-picker') == 5 * 2 + 1
     response = manager_client.post("/handovers/plans/new/", plan_form(
         [(SALES_1, SALES_4), (SALES_3, SALES_4), ("", "")], pause_sources="on"))
     assert response.status_code == 302 and response["Location"] == "/handovers/"
@@ -68,16 +70,16 @@ def test_it_schedules_a_daily_plan_in_its_time_zone(manager_client, sandbox):
 
 
 def test_it_adds_rows_without_saving(manager_client, sandbox):
-    response = manager_client.post("/handovers/plans/new/", plan_form([(SALES_1, SALES_4)], more_rows="1"))
+    response = manager_client.post("/handovers/plans/new/", plan_form([(SALES_1, SALES_4)], op="more"))
     html = response.content.decode()
     assert response.status_code == 200 and not HandoverPlan.objects.exists()
-    assert 'name="pairs-5-source"' in html and f'value="{SALES_1}" selected' in html
+    assert 'name="pairs-10-source"' in html and f'name="pairs-0-source" value="{SALES_1}"' in html
 
 
 def test_it_edits_copies_and_deletes_a_plan(manager_client, sandbox, manager):
     plan = handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_1, SALES_4)], user=manager)
     page = manager_client.get(f"/handovers/plans/{plan.pk}/").content.decode()
-    assert f'value="{SALES_1}" selected' in page and f'value="{SALES_4}" selected' in page
+    assert 'name="pairs-0-source" value="Sales-1"' in page and 'name="pairs-0-target" value="Sales-4"' in page
     manager_client.post(f"/handovers/plans/{plan.pk}/", plan_form([(SALES_3, SALES_4)], name="Evening shift",
                                                                    total=1))
     plan.refresh_from_db()
@@ -117,3 +119,34 @@ def test_it_does_not_start_a_second_run_of_a_plan_that_has_not_finished(manager_
     assert first["Location"] == second.redirect_chain[-1][0] == f"/handovers/runs/{run.pk}/"
     assert f"“Evening” was not started again: run #{run.pk} of this plan has not finished yet." in \
         second.content.decode()
+
+
+def test_it_refreshes_a_running_run_page_without_javascript_and_announces_only_its_end(
+        manager_client, sandbox, manager, django_capture_on_commit_callbacks):
+    plan = handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_1, SALES_4)], user=manager)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = handovers.handover_start(plan=plan, user=manager)
+    page = manager_client.get(f"/handovers/runs/{run.pk}/").content.decode()
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page.split("</head>")[0]
+    assert f'<a href="/handovers/runs/{run.pk}/">Reload now</a>' in page
+    assert '<div id="run-announcer" class="visually-hidden" role="status"></div>' in page
+    polled = manager_client.get(f"/handovers/runs/{run.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert "aria-live" not in polled and "run-announcer" not in polled
+    handovers.handover_cancel(run=run, user=manager)
+    with django_capture_on_commit_callbacks(execute=True):
+        handovers.handover_advance(run_id=run.pk)
+    ended = manager_client.get(f"/handovers/runs/{run.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert ('<div hx-swap-oob="innerHTML:#run-announcer">Handover cancelled: 1 of 1 moves done, 0 succeeded, '
+            '0 failed, 0 messages moved.</div>') in ended
+    page = manager_client.get(f"/handovers/runs/{run.pk}/").content.decode()
+    assert 'http-equiv="refresh"' not in page and "Reload now" not in page
+
+
+def test_it_labels_the_next_run_with_the_time_zone_it_is_shown_in(manager_client, sandbox, manager, settings):
+    settings.TIME_ZONE = "Asia/Tokyo"
+    plan = HandoverPlan(name="Daily", schedule="daily", daily_time=__import__("datetime").time(6, 30),
+                        time_zone="Asia/Tokyo")
+    handovers.plan_save(plan=plan, pairs=[(SALES_1, SALES_4)], user=manager)
+    html = manager_client.get("/handovers/").content.decode()
+    assert re.search(r'<time datetime="[^"]+">\d+ \w+ \d{4} 06:30 JST</time>', html)
+    assert " UTC</time>" not in html

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from queues import devices, services
+from queues.tests.browser import choose_number
 from sparkbot_sandbox.seed import HTML_ALIAS_DEVICE, IMG_ALIAS_DEVICE
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -82,6 +83,6 @@ def test_it_shows_hostile_text_as_text_on_every_page(browser_as, live_server, ad
     expect(page.locator(".outcome")).to_contain_text(API_MESSAGE)
 
     page.goto(f"{live_server.url}/reroute/")
-    page.get_by_label("WhatsApp number", exact=True).select_option(HTML_ALIAS_DEVICE)
-    expect(page.locator("#source-queue")).to_contain_text("<b>Bold</b>")
-    assert page.locator("#source-queue b").count() == 0
+    choose_number(page, "WhatsApp number", "Bold", expected="<b>Bold</b>")
+    expect(page.locator("#reroute-preview")).to_contain_text("<b>Bold</b>")
+    assert page.locator("#reroute-preview b").count() == 0

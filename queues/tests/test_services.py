@@ -447,3 +447,22 @@ def test_it_never_takes_a_slow_but_live_attempt_for_a_dead_one(sandbox, manager,
     assert reroute.status == "succeeded" and reroute.attempts == 1 and reroute.messages_moved == 37
     assert "recovered" not in kinds(reroute) and "superseded" not in kinds(reroute)
     assert sum(sweep["recovered"] for sweep in sweeps) == 0
+
+
+def test_it_reads_the_queue_before_failing_when_the_next_attempt_cannot_be_scheduled(requested, sandbox):
+    """Found by the chaos soak: a route call carried out but whose answer was lost, then the broker
+    down when the retry is scheduled; the reroute ended failed with its messages moved."""
+    from django.conf import settings
+
+    sandbox.chaos(rate=1.0, kinds=["lost_answer"], routes=["route_queue"], hang_seconds=1.5)
+    wait = services.reroute_execute(reroute_id=requested.pk, attempt=1)
+    sandbox.chaos_stop()
+    assert wait is not None and sandbox.queue(SALES_3)["total"] == 0  # SparkBot moved them; we do not know yet
+    celery_publishes_to("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        services.reroute_retry_scheduled(reroute_id=requested.pk, attempt=2, wait=wait)
+    finally:
+        celery_publishes_to(settings.CELERY_BROKER_URL)
+    requested.refresh_from_db()
+    assert requested.status == "succeeded" and requested.messages_moved == 37
+    assert "went through" in " ".join(requested.events.values_list("message", flat=True))

@@ -6,9 +6,9 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from queues import services
+from queues import devices, services
 from queues.models import Reroute
-from sparkbot_sandbox.seed import HTML_ALIAS, SALES_2, SALES_3, SALES_4, SEED_DEVICES
+from sparkbot_sandbox.seed import HTML_ALIAS, OFFLINE_DEVICE, SALES_1, SALES_2, SALES_3, SALES_4, SEED_DEVICES
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -117,7 +117,7 @@ def test_it_refreshes_the_device_list_keeping_the_choices(lead_client, sandbox):
     sandbox.control("POST", f"/devices/{SALES_2}/remove")
     response = lead_client.post("/reroute/devices/", {"source": SALES_3, "target": SALES_4}, **HTMX)
     html = response.content.decode()
-    assert html.startswith('\n<div id="device-selects">') or '<div id="device-selects">' in html[:80]
+    assert '<div id="device-selects"' in html[:80]
     assert SALES_2 not in html
     assert f'value="{SALES_3}" selected' in html and f'value="{SALES_4}" selected' in html
     assert lead_client.post("/reroute/devices/")["Location"] == "/reroute/"
@@ -185,3 +185,236 @@ def test_it_refuses_another_users_request_key_with_409_and_shows_nothing_of_thei
     assert "This request key was already used for a different request." in html
     assert "their secret note" not in html and "/reroutes/" not in html
     assert Reroute.objects.count() == 1
+
+
+# Issue 13 (and issue 10, item 5): depths in the pickers, the preview, the lead's last reroutes, the fixes ----------
+
+
+def form_of(html: str) -> str:
+    return re.search(r'<form class="card" method="post" action="/reroute/".*?</form>', html, re.S).group(0)
+
+
+def buttons_outside_noscript(html: str) -> list[str]:
+    """The submit buttons a browser with JavaScript sees, in order (what Enter presses is the first)."""
+    return re.findall(r"<button[^>]*>(.*?)</button>", re.sub(r"<noscript>.*?</noscript>", "", html, flags=re.S))
+
+
+def read_every_queue(settings):
+    from queues import monitor
+
+    settings.MONITOR_CALLS_PER_MINUTE = 600
+    assert monitor.monitor_cycle().ran
+
+
+def test_it_shows_each_numbers_queue_depth_from_the_monitors_last_reading(lead_client, sandbox, settings):
+    from django.utils import timezone
+
+    from queues import monitor
+
+    monitor.record_device_list(devices.device_list().devices, now=timezone.now())  # listed, not read yet
+    html = lead_client.get("/reroute/").content.decode()
+    assert "Sales-3 · +447700900003 · can deliver now</option>" in html  # not read yet: no depth
+    read_every_queue(settings)
+    html = lead_client.get("/reroute/").content.decode()
+    assert "Sales-3 · +447700900003 · can deliver now · 37 queued</option>" in html
+    assert "Sales-2 · +447700900002 · can deliver now · empty queue</option>" in html
+    sandbox.set_queue(SALES_3, pending=200, processing=0, scheduled=0, status="pause")
+    read_every_queue(settings)
+    html = lead_client.get("/reroute/").content.decode()
+    assert "Sales-3 · +447700900003 · can deliver now · 200 queued, paused</option>" in html
+
+
+def test_it_chooses_the_source_given_in_the_address(lead_client, sandbox):
+    html = lead_client.get(f"/reroute/?source={SALES_3}").content.decode()
+    source = re.search(r'<select id="id_source".*?</select>', html, re.S).group(0)
+    assert f'value="{SALES_3}" selected' in source and source.count(" selected") == 1
+    assert f'hx-get="/reroute/preview/?source={SALES_3}" hx-trigger="load"' in html
+    assert "selected" not in lead_client.get("/reroute/?source=<script>").content.decode().split("id_source")[1][:200]
+
+
+def preview(client, **numbers) -> str:
+    response = client.get("/reroute/preview/", numbers, **HTMX)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_it_previews_both_numbers_before_the_move(lead_client, sandbox):
+    html = preview(lead_client, source=SALES_3, target=SALES_4)
+    assert "Before you reroute" in html and "<strong>37</strong> messages (pending 35, processing 2" in html
+    assert "Sales-4</strong>" in html and "<strong>0</strong> messages" in html
+    assert "No warnings: Sales-4 can deliver now." in html and 'class="warning' not in html
+    only_source = preview(lead_client, source=SALES_3)
+    assert "The queue of Sales-3" in only_source and "Sales-4" not in only_source
+    assert preview(lead_client).strip() == ""
+    assert "Choose a target number different from the source number." in preview(lead_client, source=SALES_3,
+                                                                                    target=SALES_3)
+
+
+@pytest.mark.parametrize("arrange, numbers, warning", [
+    (lambda box: None, {"target": OFFLINE_DEVICE},
+     "Café Zürich — Kundendienst cannot deliver now (its WhatsApp session is offline): the messages would wait "
+     "on it until it is back online."),
+    (lambda box: box.set_queue(SALES_4, pending=150, processing=0, scheduled=0), {},
+     "Sales-4 already holds 150 queued messages; the 37 from Sales-3 would wait behind them."),
+    (lambda box: box.set_queue(SALES_3, status="pause"), {},
+     "The queue of Sales-3 is paused (its status is “pause”): someone stopped its delivery on purpose."),
+    (lambda box: box.set_queue(SALES_3, status="freeze"), {},
+     "The queue of Sales-3 is frozen (its status is “freeze”)"),
+    (lambda box: None, {"source": SALES_2}, "Sales-2 has no queued messages: a reroute would move nothing."),
+])
+def test_it_warns_in_plain_words_before_the_move(lead_client, sandbox, arrange, numbers, warning):
+    arrange(sandbox)
+    html = preview(lead_client, **{"source": SALES_3, "target": SALES_4, **numbers})
+    assert warning.replace("“", "&ldquo;") in html or warning in html
+
+
+def test_it_warns_when_the_target_is_itself_being_rerouted(lead_client, sandbox, lead,
+                                                          django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        moving = services.reroute_request(source=devices.device_list().get(SALES_4),
+                                          target=devices.device_list().get(SALES_1), note="", user=lead)
+    html = preview(lead_client, source=SALES_3, target=SALES_4)
+    assert (f"Sales-4 is itself being rerouted right now (reroute #{moving.pk} to Sales-1): messages moved to it "
+            "may move on again.") in html
+    assert f'<a href="/reroutes/{moving.pk}/">Reroute #{moving.pk}</a>' in html
+
+
+def test_it_counts_many_messages_from_the_threshold_setting(lead_client, sandbox, settings):
+    sandbox.set_queue(SALES_4, pending=30, processing=0, scheduled=0)
+    assert "already holds" not in preview(lead_client, source=SALES_3, target=SALES_4)
+    settings.REROUTE_WARN_TARGET_MESSAGES = 30
+    assert "Sales-4 already holds 30 queued messages" in preview(lead_client, source=SALES_3, target=SALES_4)
+
+
+def test_it_previews_before_rerouting_without_javascript(lead_client, sandbox):
+    form = {"source": SALES_3, "target": OFFLINE_DEVICE, "note": "night", "idempotency_key": str(uuid.uuid4()),
+            "preview": "1"}
+    response = lead_client.post("/reroute/", form)
+    html = response.content.decode()
+    assert response.status_code == 200 and Reroute.objects.count() == 0
+    assert "Before you reroute" in html and "cannot deliver now (its WhatsApp session is offline)" in html
+    assert f'value="{SALES_3}" selected' in html and "night</textarea>" in html
+    assert form["idempotency_key"] in html  # the same request key: confirming makes exactly this reroute
+    assert buttons_outside_noscript(form_of(html))[0] == "Reroute"
+    first_page = lead_client.get("/reroute/").content.decode()
+    assert re.search(r'<noscript><button type="submit" name="preview"[^>]*>Preview the move</button></noscript>\s*'
+                     r'<button type="submit" name="reroute"', first_page)
+
+
+def test_it_lists_the_leads_own_last_20_reroutes_with_their_outcome(lead_client, sandbox, lead, make_user,
+                                                                    django_capture_on_commit_callbacks):
+    device_list = devices.device_list()
+    other = make_user("other-lead", "Support lead")
+    with django_capture_on_commit_callbacks(execute=False):
+        mine = [services.reroute_request(source=device_list.get(SALES_2), target=device_list.get(SALES_4), note="",
+                                         user=lead) for _ in range(1)]
+        services.reroute_execute(reroute_id=mine[0].pk)  # Sales-2 is empty: succeeded, nothing moved
+        for _ in range(21):
+            reroute = services.reroute_request(source=device_list.get(SALES_2), target=device_list.get(SALES_4),
+                                               note="", user=lead)
+            services.reroute_execute(reroute_id=reroute.pk)
+            mine.append(reroute)
+        theirs = services.reroute_request(source=device_list.get(SALES_1), target=device_list.get(SALES_4), note="",
+                                          user=other)
+    html = lead_client.get("/reroute/").content.decode()
+    recent = html.split("Your last reroutes")[1]
+    listed = [int(pk) for pk in re.findall(r'<a href="/reroutes/(\d+)/">#', recent)]
+    assert listed == [r.pk for r in reversed(mine)][:20] and theirs.pk not in listed
+    assert "Sales-2 had no queued messages: nothing to move, nothing changed." in recent
+    assert 'badge-succeeded">Succeeded' in recent
+
+
+def test_it_disables_the_reroute_button_not_refresh_devices_while_posting(lead_client, sandbox):
+    form = form_of(lead_client.get("/reroute/").content.decode())
+    selector = re.search(r'hx-disabled-elt="find ([^"]+)"', form).group(1)
+    assert selector == "button[name=reroute]"
+    assert '<button type="submit" name="reroute" class="primary">Reroute</button>' in form
+    assert 'name="reroute"' not in re.search(r"<button[^>]*>Refresh devices</button>", form).group(0)
+
+
+def test_it_makes_reroute_the_forms_default_button(lead_client, sandbox):
+    buttons = buttons_outside_noscript(form_of(lead_client.get("/reroute/").content.decode()))
+    assert buttons == ["Reroute", "Refresh devices"]
+
+
+def test_it_announces_only_the_outcome_sentence(lead_client, sandbox, django_capture_on_commit_callbacks):
+    page = lead_client.get("/reroute/").content.decode()
+    assert '<div id="reroute-announcer" class="visually-hidden" role="status"></div>' in page
+    with django_capture_on_commit_callbacks(execute=False):
+        post_reroute(lead_client)
+    reroute = Reroute.objects.get()
+    running = lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX).content.decode()
+    assert "aria-live" not in running and "reroute-announcer" not in running  # no announcement every second
+    services.reroute_execute(reroute_id=reroute.pk)
+    ended = lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX).content.decode()
+    announced = re.findall(r'<div hx-swap-oob="innerHTML:#reroute-announcer">(.*?)</div>', ended, re.S)
+    assert announced == ["Moved 37 messages from Sales-3 to Sales-4."] and "aria-live" not in ended
+    detail = lead_client.get(f"/reroutes/{reroute.pk}/").content.decode()
+    assert 'id="reroute-announcer"' in detail and "hx-swap-oob" not in detail
+
+
+def test_it_moves_the_focus_to_the_result(lead_client, sandbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        started = post_reroute(lead_client, htmx=True).content.decode()
+    reroute = Reroute.objects.get()
+    section = re.search(rf'<section id="reroute-{reroute.pk}"[^>]*>', started).group(0)
+    assert 'tabindex="-1"' in section and " autofocus" in section
+    polled = lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX).content.decode()
+    section = re.search(rf'<section id="reroute-{reroute.pk}"[^>]*>', polled).group(0)
+    assert 'tabindex="-1"' in section and "autofocus" not in section  # htmx keeps the focus on it by its id
+
+
+def test_it_refreshes_a_running_reroute_page_without_javascript(lead_client, sandbox,
+                                                               django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        post_reroute(lead_client)
+    reroute = Reroute.objects.get()
+    running = lead_client.get(f"/reroutes/{reroute.pk}/").content.decode()
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in running.split("</head>")[0]
+    assert f'<a href="/reroutes/{reroute.pk}/">Reload now</a>' in running
+    services.reroute_execute(reroute_id=reroute.pk)
+    ended = lead_client.get(f"/reroutes/{reroute.pk}/").content.decode()
+    assert 'http-equiv="refresh"' not in ended and "Reload now" not in ended
+
+
+def test_it_has_a_favicon_on_every_page(client, lead_client, sandbox):
+    from django.contrib.staticfiles import finders
+
+    html = lead_client.get("/reroute/").content.decode()
+    assert '<link rel="icon" href="/static/queues/favicon.svg" type="image/svg+xml">' in html
+    assert finders.find("queues/favicon.svg")
+    for visitor in (client, lead_client):
+        response = visitor.get("/favicon.ico")
+        assert response.status_code == 302 and response["Location"] == "/static/queues/favicon.svg"
+
+
+def test_it_labels_times_with_their_time_zone(lead_client, sandbox, settings, django_capture_on_commit_callbacks):
+    settings.TIME_ZONE = "Asia/Tokyo"
+    with django_capture_on_commit_callbacks(execute=False):
+        post_reroute(lead_client)
+    reroute = Reroute.objects.get()
+    services.reroute_execute(reroute_id=reroute.pk)
+    page = lead_client.get("/reroute/").content.decode()
+    assert re.search(r"loaded at <time datetime=\"[^\"]+\">\d\d:\d\d:\d\d JST</time>", page)
+    assert re.search(r"\d\d:\d\d JST</time>: Sales-3 → Sales-4", page)  # the lead's last reroutes
+    detail = lead_client.get(f"/reroutes/{reroute.pk}/").content.decode()
+    assert re.search(r"lead, <time datetime=\"[^\"]+\">\d+ \w+ \d{4} \d\d:\d\d:\d\d JST</time>", detail)
+    assert re.search(r"started <time[^>]*>\d\d:\d\d:\d\d JST</time>", detail)
+    assert re.findall(r'<time datetime="[^"]+" title="[^"]+">(\d\d:\d\d:\d\d \w+)</time>', detail)[0].endswith(" JST")
+
+
+@pytest.mark.parametrize("data", [
+    {"source": "\x00", "target": SALES_4, "idempotency_key": "x"},
+    {"source": [SALES_3, "nope"], "target": "x" * 10000, "preview": "1"},
+    {"source": SALES_3, "target": SALES_4, "note": "x" * 100_000, "idempotency_key": str(uuid.uuid4())},
+    {"idempotency_key": "\x00", "preview": ["1", "2"]},
+    {},
+])
+def test_it_explains_a_damaged_route_form_instead_of_failing(lead_client, sandbox, data):
+    for headers in ({}, HTMX):
+        response = lead_client.post("/reroute/", data, **headers)
+        assert response.status_code == 200 and 'class="errorlist' in response.content.decode()
+    assert Reroute.objects.count() == 0
+    for query in ("?source=%00", "?source=" + "a" * 5000 + "&target=%ff", "?target=" + SALES_3):
+        assert lead_client.get("/reroute/preview/" + query, **HTMX).status_code == 200
+        assert lead_client.get("/reroute/" + query).status_code == 200

@@ -1,4 +1,4 @@
-"""Shift handovers: plans (create, edit, copy, delete, run) and a run's live page."""
+"""Shift handovers: plans (list, copy, delete, run) and a run's live page; the plan editor is in plans.py."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
@@ -6,7 +6,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import handovers
-from ..forms.handover import HandoverPlanForm, pair_formset
 from ..models import HandoverPlan, HandoverRun
 from .reroute import HTMX_STOP_POLLING, load_devices
 
@@ -20,28 +19,6 @@ def handover_list(request):
         "plans": HandoverPlan.objects.prefetch_related("pairs"),
         "runs": HandoverRun.objects.all()[:20],
     })
-
-
-@require_http_methods(["GET", "POST"])
-@can_hand_over
-def plan_edit(request, pk: int | None = None):
-    plan = get_object_or_404(HandoverPlan, pk=pk) if pk else HandoverPlan()
-    device_list, devices_error = load_devices()
-    if device_list is None:
-        return render(request, "queues/handover_plan.html", {"plan": plan, "devices_error": devices_error},
-                      status=503)
-    if request.method == "POST":
-        form = HandoverPlanForm(request.POST, instance=plan)
-        pairs = pair_formset(data=request.POST, plan=plan, devices=device_list,
-                             in_order=bool(request.POST.get("in_order")), more_rows="more_rows" in request.POST)
-        if "more_rows" not in request.POST and form.is_valid() and pairs.is_valid():
-            handovers.plan_save(plan=form.save(commit=False), pairs=pairs.pairs(), user=request.user)
-            return redirect("queues:handovers")
-    else:
-        form = HandoverPlanForm(instance=plan)
-        pairs = pair_formset(plan=plan, devices=device_list, in_order=plan.in_order)
-    return render(request, "queues/handover_plan.html",
-                  {"plan": plan, "form": form, "pairs": pairs, "devices": device_list})
 
 
 @require_POST

@@ -13,7 +13,7 @@ from django_htmx.http import push_url
 
 from .. import history
 from ..forms import HistoryFilterForm
-from ..models import HandoverRun, Reroute
+from ..models import HandoverRun, Reroute, Rule
 
 can_view_all = permission_required("queues.view_all_reroutes", raise_exception=True)
 can_export = permission_required("queues.export_reroutes", raise_exception=True)
@@ -54,6 +54,7 @@ def _list_context(request, form: HistoryFilterForm, page: history.HistoryPage | 
         "export_csv_url": reverse("queues:history_export_csv") + form.query(),
         "export_jsonl_url": reverse("queues:history_export_jsonl") + form.query(),
         "handover_run": HandoverRun.objects.filter(pk=handover).first() if handover else None,
+        "rule": Rule.objects.filter(pk=form.cleaned_data["rule"]).first() if form.cleaned_data["rule"] else None,
     }
 
 

@@ -1,0 +1,108 @@
+"""The notifications pages (admins): webhooks with a secret shown once, emails to chosen users, the
+delivery log and “send again”."""
+
+import re
+
+import pytest
+
+from queues.models import Delivery, EmailSubscription, WebhookEndpoint
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
+SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]{44}")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def new_webhook(client, **fields):
+    data = {"name": "n8n alerts", "url": "https://n8n.example.com/webhook/abc", "events": ["reroute.failed"],
+            "payload_format": "standard", "active": "on", **fields}
+    return client.post("/notifications/webhooks/new/", data)
+
+
+def test_it_makes_a_webhook_and_shows_its_secret_once(admin_client):
+    response = new_webhook(admin_client)
+    assert response.status_code == 201 and "no-store" in response["Cache-Control"]
+    secret = SECRET.search(response.content.decode()).group(0)
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.secret == secret and endpoint.events == ["reroute.failed"]
+    assert endpoint.created_by_username == "admin"
+    for page in ("/notifications/", f"/notifications/webhooks/{endpoint.pk}/"):
+        html = admin_client.get(page).content.decode()
+        assert "n8n alerts" in html and secret not in html
+
+
+def test_it_renews_a_secret_and_the_old_one_is_gone(admin_client):
+    new_webhook(admin_client)
+    endpoint = WebhookEndpoint.objects.get()
+    old = endpoint.secret
+    response = admin_client.post(f"/notifications/webhooks/{endpoint.pk}/secret/")
+    endpoint.refresh_from_db()
+    assert endpoint.secret != old and endpoint.secret in response.content.decode()
+
+
+@pytest.mark.parametrize("fields, error", [
+    ({"url": "ftp://files.example.com/x"}, "Give an http:// or https:// address."),
+    ({"url": "not a url"}, "Enter a valid URL."),
+    ({"events": []}, "Choose at least one event."),
+    ({"name": ""}, "This field is required."),
+])
+def test_it_refuses_a_webhook_it_cannot_use(admin_client, fields, error):
+    response = new_webhook(admin_client, **fields)
+    assert response.status_code == 200 and error in response.content.decode()
+    assert WebhookEndpoint.objects.count() == 0
+
+
+def test_it_edits_and_deletes_a_webhook_and_keeps_its_log(admin_client):
+    new_webhook(admin_client)
+    endpoint = WebhookEndpoint.objects.get()
+    Delivery.objects.create(message_id="msg_1", event_type="reroute.failed", about="Reroute #1", channel="webhook",
+                            endpoint=endpoint, destination=endpoint.url, body="{}")
+    response = admin_client.post(f"/notifications/webhooks/{endpoint.pk}/", {
+        "name": "Slack", "url": "https://hooks.slack.com/services/T/B/x", "events": ["reroute.failed",
+                                                                                   "handover_run.ended"],
+        "payload_format": "slack"})
+    assert response.status_code == 302
+    endpoint.refresh_from_db()
+    assert (endpoint.name, endpoint.payload_format, endpoint.active) == ("Slack", "slack", False)
+    admin_client.post(f"/notifications/webhooks/{endpoint.pk}/delete/")
+    assert WebhookEndpoint.objects.count() == 0
+    assert Delivery.objects.get().destination == "https://n8n.example.com/webhook/abc"
+
+
+def test_it_emails_only_users_with_an_address(admin_client, make_user):
+    with_address = make_user("carol", "Shift manager")
+    with_address.email = "carol@example.com"
+    with_address.save()
+    without = make_user("dave", "Support lead")
+    form = admin_client.get("/notifications/emails/new/").content.decode()
+    assert "carol" in form and "dave" not in form
+    refused = admin_client.post("/notifications/emails/new/", {"user": without.pk, "events": ["reroute.failed"]})
+    assert refused.status_code == 200 and EmailSubscription.objects.count() == 0
+    admin_client.post("/notifications/emails/new/", {"user": with_address.pk, "events": ["reroute.failed"],
+                                                     "active": "on"})
+    assert EmailSubscription.objects.get().user == with_address
+    assert "carol@example.com" in admin_client.get("/notifications/").content.decode()
+
+
+def test_it_shows_the_delivery_log_and_sends_again(admin_client, django_capture_on_commit_callbacks):
+    new_webhook(admin_client)
+    endpoint = WebhookEndpoint.objects.get()
+    delivery = Delivery.objects.create(message_id="msg_7", event_type="reroute.failed", about="Reroute #7",
+                                       channel="webhook", endpoint=endpoint, destination=endpoint.url,
+                                       body='{"type": "reroute.failed"}', status="failed", attempts=6)
+    delivery.attempt_log.create(number=6, at=delivery.created_at, ok=False, status_code=500, duration_ms=12,
+                                error="The endpoint answered 500; only a 2xx counts as delivered.")
+    log = admin_client.get(f"/notifications/deliveries/?endpoint={endpoint.pk}&status=failed").content.decode()
+    assert "Reroute #7" in log and "Gave up" in log
+    assert "Reroute #7" not in admin_client.get("/notifications/deliveries/?status=succeeded").content.decode()
+    page = admin_client.get(f"/notifications/deliveries/{delivery.pk}/").content.decode()
+    assert "The endpoint answered 500" in page and "msg_7" in page and "Send again" in page
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin_client.post(f"/notifications/deliveries/{delivery.pk}/send-again/")
+    assert response["Location"] == f"/notifications/deliveries/{delivery.pk}/"
+    delivery.refresh_from_db()
+    assert delivery.status == "pending" and delivery.resend_by_username == "admin"
