@@ -69,9 +69,9 @@ def _plain(value):
 
 def chain_append(reroute: Reroute) -> None:
     """Give an ending reroute the next place in the chain; call inside the transaction that ends it."""
-    head = _head(lock=True)
-    if reroute.chain_seq is not None or Reroute.objects.filter(pk=reroute.pk, chain_seq__isnull=False).exists():
+    if reroute.chain_seq is not None:  # (an active row, re-read under its fence, never has one)
         raise AlreadyChained(f"Reroute {reroute.pk} already holds a place in the audit chain.")
+    head = _head(lock=True)
     reroute.chain_seq = head.seq + 1
     reroute.chain_hash = record_hash(head.last_hash, reroute, chained_events(list(reroute.events.order_by("id")))[0])
     head.seq, head.last_hash = reroute.chain_seq, reroute.chain_hash
@@ -79,9 +79,12 @@ def chain_append(reroute: Reroute) -> None:
 
 
 def _head(*, lock: bool = False) -> AuditChainHead:
-    AuditChainHead.objects.get_or_create(pk=AuditChainHead.SINGLETON)  # made by a migration; tests may flush it
     heads = AuditChainHead.objects.select_for_update() if lock else AuditChainHead.objects
-    return heads.get(pk=AuditChainHead.SINGLETON)
+    head = heads.filter(pk=AuditChainHead.SINGLETON).first()
+    if head is None:  # made by a migration; a test's flush may have removed it
+        AuditChainHead.objects.get_or_create(pk=AuditChainHead.SINGLETON)
+        head = heads.get(pk=AuditChainHead.SINGLETON)
+    return head
 
 
 @dataclass(frozen=True)

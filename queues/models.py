@@ -4,6 +4,7 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 ENDED_STATUSES = ("succeeded", "failed")
 
@@ -25,6 +26,13 @@ class AuditQuerySet(models.QuerySet):
 
     def bulk_update(self, objs, fields, batch_size=None):
         raise AuditLogIsAppendOnly("Reroutes and their events are not updated in bulk.")
+
+    def sign_of_life(self, reroute) -> bool:
+        """An attempt's sign of life and its SparkBot time so far, written only while the reroute is
+        active and the attempt holds its fence; False (nothing written) otherwise (services._fenced)."""
+        held = self.filter(pk=reroute.pk, fence=reroute.fence, status__in=["queued", "running"])
+        return bool(super(AuditQuerySet, held).update(updated_at=timezone.now(),
+                                                      sparkbot_seconds=reroute.sparkbot_seconds))
 
 
 class EndedRerouteChanged(pgtrigger.Condition):

@@ -95,10 +95,7 @@ def reroute_request(
         target_id=target.id, target_alias=target.alias, target_phone=target.phone,
         search_text=search_text(note, source, target),
     )
-    existing = Reroute.objects.filter(idempotency_key=key).first()
-    if existing:
-        return _same_request_or_refuse(existing, asked)
-    try:
+    try:  # a key used before fails the insert: _existing_or_busy tells which request it was
         with transaction.atomic():
             asked.save()
             _event(asked, Kind.REQUESTED, sentences.requested(asked.requested_by_username, source.label,
@@ -242,7 +239,6 @@ def _finish_empty(reroute: Reroute, now: QueueStats) -> None:
     if reroute.stats_before.get("total"):  # it held messages when first read: a lost attempt routed them
         with _fenced(reroute):
             _event(reroute, Kind.RECOVERED, sentences.earlier_route_went_through(reroute.source_alias))
-            _save(reroute)
     _finish_succeeded(reroute, moved=_moved(reroute.stats_before, now), stats_after=_stats_dict(now))
 
 
@@ -258,14 +254,14 @@ def _call(reroute: Reroute, what: str, call: Callable[[], Any],
         reroute.sparkbot_seconds += seconds
         with _fenced(reroute, late=sentences.call_failed(what, error)):
             _event(reroute, Kind.CALL, sentences.call_failed(what, error), sentences.call_detail(what, seconds, error))
-            _save(reroute)
         raise
     seconds = time.perf_counter() - started
     reroute.sparkbot_seconds += seconds
     with _fenced(reroute, late=sentences.call_answered(what)):
         fields = record(result)
         _event(reroute, Kind.CALL, sentences.call_answered(what), sentences.call_detail(what, seconds))
-        _save(reroute, **fields)
+        if fields:
+            _save(reroute, **fields)
     return result
 
 
@@ -274,7 +270,6 @@ def _after_error(reroute: Reroute, error: SparkBotError, *, route_outcome_unknow
     if error.retryable and reroute.attempts < settings.SPARKBOT_MAX_ATTEMPTS:
         wait = retry_delay(attempt=reroute.attempts, retry_after=getattr(error, "retry_after", None))
         with _fenced(reroute):
-            _save(reroute)
             _event(reroute, Kind.RETRY, sentences.retrying(sentence, wait, reroute.attempts + 1),
                    {"wait_seconds": round(wait, 3), "error": error.code})
         return wait
@@ -319,7 +314,6 @@ def _settle(reroute: Reroute, *, code: str, sentence: str) -> None:
         with _fenced(reroute):
             _event(reroute, Kind.RECOVERED, sentences.route_outcome_unknown(
                 reroute.source_alias, _error_sentence(reroute, error), settings.REROUTE_STUCK_AFTER_SECONDS))
-            _save(reroute)
         return
     if reroute.routed_at:
         _finish_succeeded(reroute, moved=_moved(reroute.stats_before, now), stats_after=_stats_dict(now))
@@ -388,7 +382,6 @@ def _set_source_queue_back(reroute: Reroute) -> None:
         with _fenced(reroute):
             _event(reroute, Kind.CALL, sentences.still_paused(
                 reroute.source_label, status, error.sentence(reroute.source_label, reroute.target_label)))
-            _save(reroute)
 
 
 def _end(reroute: Reroute, status: str, detail: dict, **fields) -> None:
@@ -406,11 +399,15 @@ def _end(reroute: Reroute, status: str, detail: dict, **fields) -> None:
 
 @contextmanager
 def _fenced(reroute: Reroute, *, late: str = ""):
-    """A transaction holding the reroute's row lock, entered only while this attempt still owns it."""
+    """A transaction holding the reroute's row lock, entered only while this attempt still owns it.
+
+    Entering writes the attempt's sign of life (and its SparkBot time so far) with a conditional
+    UPDATE: one statement both takes the lock and checks the fence.
+    """
     with transaction.atomic():
-        row = Reroute.objects.select_for_update().filter(pk=reroute.pk).values("status", "fence").first()
-        if row is None or row["status"] not in Reroute.ACTIVE or row["fence"] != reroute.fence:
-            superseded = Superseded(ended=row is None or row["status"] in Reroute.ENDED)
+        if not Reroute.objects.sign_of_life(reroute):
+            ended = Reroute.objects.filter(pk=reroute.pk).exclude(status__in=Reroute.ACTIVE).exists()
+            superseded = Superseded(ended=ended or not Reroute.objects.filter(pk=reroute.pk).exists())
             superseded.late = late
             raise superseded
         yield

@@ -1,7 +1,8 @@
 """Thin Celery tasks: they take ids, call services, and own the retry schedule."""
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_process_init
+from django.db import close_old_connections
 
 from . import handovers, monitor, notify, rules, services, sparkbot
 
@@ -10,6 +11,13 @@ from . import handovers, monitor, notify, rules, services, sparkbot
 def _fresh_http_client(**kwargs):
     """A forked worker process must not share (or close) its parent's connection pool."""
     sparkbot.client_reset(close=False)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _database_connection_fit_for_use(**kwargs):
+    """What Django does around each request: drop a connection that broke or outlived CONN_MAX_AGE."""
+    close_old_connections()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

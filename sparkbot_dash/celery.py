@@ -7,6 +7,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sparkbot_dash.settings")
 
 app = Celery("sparkbot_dash")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's Django fixup closes the database connection before and after every task unless told to
+# reuse it: a new PostgreSQL connection per task. Connections are kept instead (CONN_MAX_AGE) and
+# checked by Django's own close_old_connections around each task (CONN_HEALTH_CHECKS; queues/tasks.py),
+# so that a restarted database costs one failed check, not a task.
+app.conf["CELERY_DB_REUSE_MAX"] = 1_000_000
 app.autodiscover_tasks()
 
 

@@ -174,10 +174,11 @@ class Worker:
     """A real `celery worker` process (with beat, the sweeper's clock, when asked)."""
 
     def __init__(self, env: dict, log_path: Path, concurrency: int = 2, beat: bool = False, loglevel: str = "INFO",
-                 pool: str = "prefork", hostname: str | None = None):
+                 pool: str = "prefork", hostname: str | None = None, include: str = ""):
         self.env, self.log_path, self.concurrency, self.beat, self.loglevel = env, log_path, concurrency, beat, loglevel
         self.pool = pool
         self.hostname = hostname  # e.g. "soak-1@%h": several workers on one broker need distinct names
+        self.include = include  # more task modules, e.g. a benchmark's own
         self.process = None
 
     def start(self, timeout: float = 30):
@@ -190,6 +191,8 @@ class Worker:
             command += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
         if self.hostname:
             command += ["--hostname", self.hostname]
+        if self.include:
+            command += ["--include", self.include]
         self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
