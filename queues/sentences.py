@@ -95,6 +95,10 @@ def route_outcome_unknown(source_alias: str, reason: str, wait_seconds: int) -> 
             f"is read again in about {wait_seconds} s, before this reroute ends.")
 
 
+def not_checked(reason: str) -> str:
+    return f"Whether an earlier route call went through could not be checked: {reason}"
+
+
 def count_unconfirmed(source_alias: str, reason: str, before: int | None) -> str:
     held = f" It held {before} {'message' if before == 1 else 'messages'} before." if before is not None else ""
     return (f"The queue of {source_alias} could not be read again after SparkBot accepted the route call "

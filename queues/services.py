@@ -273,7 +273,8 @@ def _after_error(reroute: Reroute, error: SparkBotError, *, route_outcome_unknow
             _event(reroute, Kind.RETRY, sentences.retrying(sentence, wait, reroute.attempts + 1),
                    {"wait_seconds": round(wait, 3), "error": error.code})
         return wait
-    if route_outcome_unknown:
+    if route_outcome_unknown or (error.retryable and (reroute.stats_before or {}).get("total")):
+        # this attempt, or an earlier one, may have routed without an answer: read the queue to tell
         _settle(reroute, code=error.code, sentence=sentence)
     else:
         _finish_failed(reroute, error.code, sentence)
@@ -310,6 +311,9 @@ def _settle(reroute: Reroute, *, code: str, sentence: str) -> None:
     except SparkBotError as error:
         if reroute.routed_at:
             _finish_failed(reroute, error.code, _error_sentence(reroute, error))  # ends succeeded, unconfirmed
+            return
+        if not error.retryable:  # reading again will not help (the key, a removed number): say what is known
+            _finish_failed(reroute, code, f"{sentence} {sentences.not_checked(_error_sentence(reroute, error))}")
             return
         with _fenced(reroute):
             _event(reroute, Kind.RECOVERED, sentences.route_outcome_unknown(

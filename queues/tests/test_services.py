@@ -466,3 +466,17 @@ def test_it_reads_the_queue_before_failing_when_the_next_attempt_cannot_be_sched
     requested.refresh_from_db()
     assert requested.status == "succeeded" and requested.messages_moved == 37
     assert "went through" in " ".join(requested.events.values_list("message", flat=True))
+
+
+def test_it_reads_the_queue_before_failing_a_last_attempt_whose_first_read_failed(requested, sandbox, settings):
+    """Found by the chaos soak: an earlier attempt's route call was carried out without an answer;
+    the last attempt's first reading failed, and the reroute ended failed with its messages moved."""
+    settings.SPARKBOT_MAX_ATTEMPTS = 2
+    sandbox.chaos(rate=1.0, kinds=["lost_answer"], routes=["route_queue"], hang_seconds=1.5)
+    assert services.reroute_execute(reroute_id=requested.pk, attempt=1) is not None
+    sandbox.chaos_stop()
+    sandbox.fault(route="queue_get", status=500, times=1)  # the last attempt's first reading
+    assert services.reroute_execute(reroute_id=requested.pk, attempt=2) is None
+    requested.refresh_from_db()
+    assert requested.status == "succeeded" and requested.messages_moved == 37
+    assert len(sandbox.routes(SALES_3)) == 1
