@@ -917,11 +917,12 @@ def check_statuses(verdict: Verdict, status_checks, reroutes: list[dict]) -> Non
                 verdict.notes.get("not restored, with an event saying so", 0) + 1)
         else:
             example = f"handover run #{run_id}: the queue of {source} was {wanted!r} before, {found!r} after"
-            verdict.violate(f"{example}; " + "; ".join(describe(r, "") for r in ours[-1:]))
+            before = [r for r in by_source[source] if ours and r["id"] < ours[0]["id"]][-2:]
+            verdict.violate(f"{example}; " + "; ".join(describe(r, "", whole=True) for r in [*before, *ours]))
 
 
-def describe(reroute: dict, problem: str) -> str:
-    timeline = " | ".join(f"{kind}: {message}" for kind, message in reroute["events"][-6:])
+def describe(reroute: dict, problem: str, *, whole: bool = False) -> str:
+    timeline = " | ".join(f"{kind}: {message}" for kind, message in reroute["events"][0 if whole else -6:])
     head = f"reroute #{reroute['id']} ({reroute['status']}, {reroute.get('attempts', '?')} attempts)"
     return f"{head}: {problem}. Last events: {timeline}" if problem else f"{head}. Last events: {timeline}"
 
