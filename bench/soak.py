@@ -453,6 +453,7 @@ class PlanDriver:
     retried: bool = False
     statuses: dict = field(default_factory=dict)
     runs: int = 0
+    last_run_before_refill: int = 0
 
 
 class Handovers:
@@ -500,10 +501,19 @@ class Handovers:
         if not may_start:
             return
         if not driver.statuses:
+            driver.last_run_before_refill = max(
+                HandoverRun.objects.filter(plan_id=driver.plan_id).values_list("pk", flat=True), default=0)
             for source in driver.sources:
                 status = self.rng.choice(QUEUE_STATUSES) if driver.pause else None
                 refill(self.sandbox, source, self.rng, status)
                 driver.statuses[source] = status
+        else:
+            # A start that raised (its connection lost after the commit, say) may have started the run
+            # all the same: that run is the one these queues were filled for.
+            started = HandoverRun.objects.filter(plan_id=driver.plan_id, pk__gt=driver.last_run_before_refill)
+            if started.exists():
+                driver.run_id, driver.retried, driver.runs = started.earliest("pk").pk, False, driver.runs + 1
+                return
         run = handovers.handover_start(plan=HandoverPlan.objects.get(pk=driver.plan_id), user=None)
         driver.run_id, driver.retried, driver.runs = run.pk, False, driver.runs + 1
 

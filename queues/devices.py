@@ -15,7 +15,6 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.template.loader import render_to_string
 from redis.exceptions import LockError
 
 from . import sparkbot
@@ -39,9 +38,6 @@ def cache_keys() -> CacheKeys:
     return CacheKeys(prefix, f"{prefix}:error", f"{prefix}:lock")
 
 
-_options_html: dict[str, str] = {}
-
-
 @dataclass(frozen=True)
 class DeviceList:
     devices: tuple[Device, ...]
@@ -62,15 +58,6 @@ class DeviceList:
 
     def get(self, device_id: str) -> Device | None:
         return self.by_id.get(device_id)
-
-    def options_html(self) -> str:
-        """The <option> list, rendered once per list version: the page's biggest cost."""
-        html = _options_html.get(self.version)
-        if html is None:
-            html = render_to_string("queues/_device_options.html", {"devices": self.devices})
-            _options_html.clear()
-            _options_html[self.version] = html
-        return html
 
 
 class DeviceListLoading(SparkBotError):

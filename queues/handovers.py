@@ -108,7 +108,7 @@ def handover_start(*, plan: HandoverPlan, user, trigger: str = HandoverRun.Trigg
                 trigger=trigger, pause_sources=plan.pause_sources, in_order=plan.in_order,
             )
             HandoverRunItem.objects.bulk_create(_item(run, pair, device_list) for pair in plan.pairs.all())
-            transaction.on_commit(lambda: dispatch.handover_advance(run.pk))
+            transaction.on_commit(lambda: _advance_soon(run.pk))
     except IntegrityError:
         raise RunInProgress(unfinished_run(plan=plan)) from None
     return run
@@ -201,7 +201,7 @@ def handover_retry_failed(*, run: HandoverRun) -> int:
             if count:
                 run.status, run.ended_at = HandoverRun.Status.RUNNING, None
                 run.save(update_fields=["status", "ended_at"])
-                transaction.on_commit(lambda: dispatch.handover_advance(run.pk))
+                transaction.on_commit(lambda: _advance_soon(run.pk))
     except IntegrityError:
         raise RunInProgress(unfinished_run(plan=run.plan)) from None
     return count
@@ -216,7 +216,7 @@ def handover_cancel(*, run: HandoverRun, user) -> int:
         if run.status == HandoverRun.Status.RUNNING:
             run.status = HandoverRun.Status.CANCELLED
             run.save(update_fields=["status"])
-        transaction.on_commit(lambda: dispatch.handover_advance(run.pk))
+        transaction.on_commit(lambda: _advance_soon(run.pk))
     return count
 
 
@@ -235,7 +235,7 @@ def on_reroute_ended(sender, *, reroute: Reroute, **kwargs) -> None:
     if reroute.handover_run_id:
         handover_advance(run_id=reroute.handover_run_id)
     for run_id in set(handover_runs_waiting_for(source_id=reroute.source_id)) - {reroute.handover_run_id}:
-        dispatch.handover_advance(run_id)
+        _advance_soon(run_id)
 
 
 def handovers_tick(*, now: datetime | None = None) -> dict[str, int]:
@@ -255,8 +255,16 @@ def handovers_tick(*, now: datetime | None = None) -> dict[str, int]:
             _schedule_problem(plan_id=plan_id, error=error)
     running = list(HandoverRun.objects.filter(status=HandoverRun.Status.RUNNING).values_list("pk", flat=True))
     for run_id in running:
-        dispatch.handover_advance(run_id)
+        _advance_soon(run_id)
     return {"started": started, "failed": failed, "nudged": len(running)}
+
+
+def _advance_soon(run_id: int) -> None:
+    """Ask a worker to move the run on; if the task queue is down, the next tick nudges it again."""
+    try:
+        dispatch.handover_advance(run_id)
+    except Exception as error:
+        logger.warning("task queue unavailable for handover run %s: %s", run_id, type(error).__name__)
 
 
 def _start_if_due(*, plan_id: int, now: datetime) -> int:

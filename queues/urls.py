@@ -11,7 +11,6 @@ urlpatterns = [
     path("favicon.ico", login_not_required(RedirectView.as_view(url=static("queues/favicon.svg"))), name="favicon"),
     path("reroute/", reroute.reroute, name="reroute"),
     path("reroute/devices/", reroute.devices_refresh, name="devices_refresh"),
-    path("reroute/queue/", reroute.queue_stats, name="queue_stats"),
     path("reroute/preview/", reroute.preview, name="reroute_preview"),
     path("reroutes/<int:pk>/", reroute.reroute_detail, name="reroute_detail"),
     path("numbers/", numbers.numbers_overview, name="numbers"),

@@ -1,6 +1,6 @@
 """All input validation, one module per capability."""
 
 from .history import HistoryFilterForm
-from .reroute import CHOOSE, GONE, PreviewQuery, QueueStatsQuery, RerouteForm
+from .reroute import CHOOSE, GONE, PreviewQuery, RerouteForm
 
-__all__ = ["CHOOSE", "GONE", "HistoryFilterForm", "PreviewQuery", "QueueStatsQuery", "RerouteForm"]
+__all__ = ["CHOOSE", "GONE", "HistoryFilterForm", "PreviewQuery", "RerouteForm"]

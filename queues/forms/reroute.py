@@ -82,9 +82,3 @@ class PreviewQuery(forms.Form):
         if source and target and source.id == target.id:
             raise forms.ValidationError("Choose a target number different from the source number.")
         return data
-
-
-class QueueStatsQuery(forms.Form):
-    def __init__(self, *args, devices: DeviceList, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["source"] = DeviceChoiceField(devices=devices)

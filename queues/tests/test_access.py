@@ -90,11 +90,6 @@ MATRIX = {
         Row("POST", "/reroute/devices/", answers(no_role=403, lead=200), htmx=True,
             data={"source": SALES_3, "target": SALES_4}),
     ],
-    "queues:queue_stats": [
-        Row("GET", f"/reroute/queue/?source={SALES_3}", answers(no_role=403, lead=200)),
-        Row("GET", f"/reroute/queue/?source={SALES_3}", answers(no_role=403, lead=200), htmx=True),
-        Row("POST", f"/reroute/queue/?source={SALES_3}", answers(no_role=405, lead=405)),
-    ],
     "queues:reroute_preview": [
         Row("GET", f"/reroute/preview/?source={SALES_3}&target={SALES_4}", answers(no_role=403, lead=200), htmx=True),
         Row("GET", "/reroute/preview/?source=nope", answers(no_role=403, lead=200)),  # said in the fragment

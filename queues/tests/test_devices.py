@@ -261,14 +261,6 @@ def test_it_makes_one_walk_across_processes_however_long_it_takes(sandbox_of_16_
     assert device_walks(box) == 1
 
 
-def test_it_renders_the_options_once_per_list_and_escapes_aliases(sandbox):
-    device_list = devices.device_list()
-    html = device_list.options_html()
-    assert device_list.options_html() is html
-    assert "<script>" not in html and "&lt;script&gt;" in html
-    assert html.count("<option") == len(SEED_DEVICES) + 1
-
-
 def test_it_reads_queue_stats(sandbox):
     stats = devices.queue_stats(device_id=SALES_3)
     assert (stats.total, stats.pending, stats.processing) == (37, 35, 2)

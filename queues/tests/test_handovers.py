@@ -296,3 +296,21 @@ def test_it_never_walks_the_device_list_inside_a_transaction(handover_worker, sa
     assert handovers.handovers_tick()["started"] == 1
     assert walks_in_transaction and not any(walks_in_transaction)
     finished(HandoverRun.objects.get(plan=plan))
+
+
+def test_it_starts_a_run_when_the_task_queue_is_down_and_the_tick_moves_it_on_later(handover_worker, broker,
+                                                                                     sandbox, manager):
+    """Found by the chaos soak: the run was committed, then telling a worker raised, so "Run now"
+    answered 500 for a run that had started (and the caller tried again)."""
+    from tests.support import celery_publishes_to
+
+    plan = plan_of([(NUMBERS[20], SALES_4)])
+    celery_publishes_to("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        run = handovers.handover_start(plan=plan, user=manager)
+        assert handovers.handovers_tick()["nudged"] == 1  # each nudge fails alone; the tick goes on
+    finally:
+        celery_publishes_to(broker.url)
+    assert run.items.get().status == HandoverRunItem.Status.WAITING
+    handovers.handovers_tick()  # the task queue is back: the tick's nudge moves the run on
+    assert finished(run).items.get().reroute.status == Reroute.Status.SUCCEEDED

@@ -36,7 +36,7 @@ def hostile_reroute(sandbox, admin_user):
 def pages(reroute) -> list[str]:
     return [
         "/reroute/",
-        f"/reroute/queue/?source={HTML_ALIAS_DEVICE}",
+        f"/reroute/preview/?source={HTML_ALIAS_DEVICE}",
         f"/reroutes/{reroute.pk}/",
         "/history/",
         "/history/?q=script",

@@ -21,7 +21,7 @@ def post_reroute(client, *, htmx=False, **overrides):
 
 
 def test_it_sends_anonymous_visitors_to_sign_in(client, sandbox):
-    for url in ["/", "/reroute/", "/reroute/queue/?source=" + SALES_3, "/reroutes/1/"]:
+    for url in ["/", "/reroute/", "/reroute/preview/?source=" + SALES_3, "/reroutes/1/"]:
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), url
     assert client.get("/accounts/login/").status_code == 200
@@ -94,22 +94,6 @@ def test_it_answers_a_resubmitted_form_with_the_same_reroute(lead_client, sandbo
         first = post_reroute(lead_client, idempotency_key=key)
         second = post_reroute(lead_client, idempotency_key=key)
     assert first["Location"] == second["Location"] and Reroute.objects.count() == 1
-
-
-def test_it_shows_the_source_queue_as_a_fragment(lead_client, sandbox):
-    html = lead_client.get(f"/reroute/queue/?source={SALES_3}", **HTMX).content.decode()
-    assert "<strong>37</strong> queued messages" in html and "pending 35, processing 2" in html
-    empty = lead_client.get(f"/reroute/queue/?source={SALES_2}", **HTMX).content.decode()
-    assert "Sales-2 has no queued messages" in empty
-    bad = lead_client.get("/reroute/queue/?source=<script>", **HTMX).content.decode()
-    assert "Choose a WhatsApp number from the list." in bad and "<script>" not in bad
-
-
-def test_it_says_why_queue_stats_are_missing(lead_client, sandbox):
-    lead_client.get("/reroute/")  # warm the device list
-    sandbox.fault(route="queue_get", status=503, times=1)
-    html = lead_client.get(f"/reroute/queue/?source={SALES_3}", **HTMX).content.decode()
-    assert "SparkBot did not answer (503)." in html
 
 
 def test_it_refreshes_the_device_list_keeping_the_choices(lead_client, sandbox):
@@ -248,6 +232,12 @@ def test_it_previews_both_numbers_before_the_move(lead_client, sandbox):
     assert preview(lead_client).strip() == ""
     assert "Choose a target number different from the source number." in preview(lead_client, source=SALES_3,
                                                                                     target=SALES_3)
+
+
+def test_it_says_why_a_queue_is_missing_from_the_preview(lead_client, sandbox):
+    lead_client.get("/reroute/")  # warm the device list
+    sandbox.fault(route="queue_get", status=503, times=1)
+    assert "SparkBot did not answer (503)." in preview(lead_client, source=SALES_3, target=SALES_4)
 
 
 @pytest.mark.parametrize("arrange, numbers, warning", [

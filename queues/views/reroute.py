@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import devices, pickers, services
-from ..forms import PreviewQuery, QueueStatsQuery, RerouteForm
+from ..forms import PreviewQuery, RerouteForm
 from ..models import Reroute
 from ..reroute_preview import reroute_preview
 from ..sparkbot import SparkBotError
@@ -110,23 +110,6 @@ def devices_refresh(request):
     form = RerouteForm(request.POST, devices=device_list)
     return render(request, "queues/_device_selects.html", {"form": form, "devices": device_list,
                                                            "choices": pickers.choices(device_list), "oob": True})
-
-
-@require_GET
-@can_reroute
-def queue_stats(request):
-    device_list, devices_error = load_devices()
-    if device_list is None:
-        return render(request, "queues/_queue_stats.html", {"error": devices_error})
-    query = QueueStatsQuery(request.GET, devices=device_list)
-    if not query.is_valid():
-        return render(request, "queues/_queue_stats.html", {"error": query.errors["source"][0]})
-    source = query.cleaned_data["source"]
-    try:
-        stats = devices.queue_stats(device_id=source.id)
-    except SparkBotError as error:
-        return render(request, "queues/_queue_stats.html", {"device": source, "error": error.describe()})
-    return render(request, "queues/_queue_stats.html", {"device": source, "stats": stats})
 
 
 @require_GET
