@@ -11,7 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from queues import devices, sparkbot
-from sparkbot_sandbox.seed import SALES_3, SEED_DEVICES
+from sparkbot_sandbox.seed import SALES_2, SALES_3, SEED_DEVICES
 from sparkbot_sandbox.state import DEFAULT_API_KEY, SandboxState
 from tests.support import ROOT, Sandbox, sparkbot_settings
 
@@ -272,3 +272,12 @@ def test_it_asks_sparkbot_directly_when_the_cache_is_down(sandbox, settings, cap
     assert devices.device_list().get(SALES_3).alias == "Sales-3"
     assert device_walks(sandbox) == 1
     assert "device cache unavailable (" in caplog.text
+
+
+def test_it_reads_the_shared_list_again_only_when_another_walk_stored_a_new_one(sandbox):
+    first = devices.device_list()
+    assert devices.device_list() is first  # the version key matched: nothing unpickled
+    sandbox.control("POST", f"/devices/{SALES_2}/remove")
+    refreshed = devices.device_list_refresh()
+    assert devices.device_list() is not first and devices.device_list().version == refreshed.version
+    assert devices.device_list().get(SALES_2) is None
