@@ -226,7 +226,8 @@ def main():
     parser.add_argument("--concurrency", type=int, default=2, help="the worker's pool size")
     args = parser.parse_args()
 
-    sandbox = Sandbox(SandboxState(extra_devices=max(0, args.devices - 15, args.throughput + 20)))
+    # About nine generated numbers in ten can deliver: enough of them for --throughput distinct sources.
+    sandbox = Sandbox(SandboxState(extra_devices=max(0, args.devices - 15, round(args.throughput / 0.85) + 20)))
     api_url = sandbox.api_url
     os.environ["SPARKBOT_API_URL"] = api_url
     import django

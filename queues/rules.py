@@ -19,8 +19,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -69,23 +71,85 @@ class Reading:
 
 
 @dataclass
+class Watch:
+    """What one rule remembers of one source between evaluations (a RuleWatch row, without the ORM's cost)."""
+
+    rule_id: int
+    source_id: str
+    pk: int | None = None
+    met_since: datetime | None = None
+    cooldown_until: datetime | None = None
+    last_outcome: str = ""
+
+
+WATCH_FIELDS = ("rule_id", "source_id", "pk", "met_since", "cooldown_until", "last_outcome")
+
+
+@dataclass
 class Fleet:
-    """Everything one evaluation reads, read once."""
+    """Everything one evaluation reads, read once, and what it works out once from that."""
 
     numbers: dict[str, Reading]
     busy_sources: set[str]
     rule_moves: list[tuple[str, str, datetime]]  # (source, target, when) of recent rule reroutes
     rules: list[Rule]
-    watches: dict[tuple[int, str], RuleWatch]
+    watches: dict[tuple[int, str], Watch]
     now: datetime
+    meeting: dict[int, list[Reading]] = field(default_factory=dict)  # rule id -> its sources meeting it now
+    in_trouble: set[str] = field(default_factory=set)  # numbers that meet some rule's condition now
+    overflow_limits: dict[str, Rule | None] = field(default_factory=dict)  # number -> lowest overflow rule
+    target_problems: dict[str, str] = field(default_factory=dict)  # number -> why no rule may route to it
+    last_rule_move: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (source, target) -> when
+    targets_by_rule: dict[int, list[Reading]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.meeting = {rule.pk: _meeting(rule, self.numbers) for rule in self.rules}
+        self.in_trouble = {number.device_id for meeting in self.meeting.values() for number in meeting}
+        for source, target, when in self.rule_moves:
+            self.last_rule_move[source, target] = max(when, self.last_rule_move.get((source, target), when))
+
+    def possible_targets(self, rule: Rule) -> list[Reading]:
+        """The rule's targets, in its order, that are numbers with no problem of their own now."""
+        if rule.pk not in self.targets_by_rule:
+            found = (self.numbers.get(device_id) for device_id in rule.targets)
+            self.targets_by_rule[rule.pk] = [n for n in found if n is not None and not self.target_problem(n)]
+        return self.targets_by_rule[rule.pk]
+
+    def target_problem(self, target: Reading) -> str:
+        """Why no rule may route to this number now, whatever the source; "" if none."""
+        if target.device_id not in self.target_problems:
+            self.target_problems[target.device_id] = _target_problem(target, self)
+        return self.target_problems[target.device_id]
+
+    def lowest_overflow_rule(self, device_id: str) -> Rule | None:
+        """The overflow rule with the lowest threshold among those covering this number."""
+        if device_id not in self.overflow_limits:
+            covering = [rule for rule in self.rules
+                        if rule.condition == Rule.Condition.OVERFLOW and _covers(rule)(device_id)]
+            self.overflow_limits[device_id] = min(covering, key=lambda rule: rule.messages, default=None)
+        return self.overflow_limits[device_id]
 
 
 @dataclass
 class Decision:
+    """What a rule does about a source. Its sentence and readings are worked out only when asked for:
+    most decisions repeat the last one and are not recorded (docs/PERFORMANCE.md)."""
+
     outcome: str
-    message: str
-    readings: dict = field(default_factory=dict)
+    explain: Callable[[], tuple[str, dict]]
     target: Reading | None = None
+
+    @cached_property
+    def _explained(self) -> tuple[str, dict]:
+        return self.explain()
+
+    @property
+    def message(self) -> str:
+        return self._explained[0]
+
+    @property
+    def readings(self) -> dict:
+        return self._explained[1]
 
 
 # Evaluating -----------------------------------------------------------------------------
@@ -102,9 +166,10 @@ def rules_evaluate(*, now: datetime | None = None, wait_seconds: float = 0) -> d
         time.sleep(0.05)
     try:
         fleet = _read_fleet(now or timezone.now())
+        remembered = _remembered_sources(fleet.watches)
         counts: dict[str, int] = {}
         for rule in fleet.rules:
-            for source in _watched_sources(rule, fleet):
+            for source in _watched_sources(rule, fleet, remembered.get(rule.pk, set())):
                 outcome = _evaluate_one(rule, source, fleet)
                 counts[outcome] = counts.get(outcome, 0) + 1
         return counts
@@ -122,17 +187,34 @@ def _read_fleet(now: datetime) -> Fleet:
         busy_sources=set(Reroute.objects.filter(status__in=Reroute.ACTIVE).values_list("source_id", flat=True)),
         rule_moves=list(moves.values_list("source_id", "target_id", "created_at")),
         rules=rules,
-        watches={(w.rule_id, w.source_id): w for w in RuleWatch.objects.filter(rule__in=rules)},
+        watches={(row[0], row[1]): Watch(*row)
+                 for row in RuleWatch.objects.filter(rule__in=rules).values_list(*WATCH_FIELDS)},
         now=now,
     )
 
 
-def _watched_sources(rule: Rule, fleet: Fleet) -> list[Reading]:
+def _meeting(rule: Rule, numbers: dict[str, Reading]) -> list[Reading]:
+    """The rule's sources that meet its condition now."""
+    if rule.all_sources:
+        covered = _covers(rule)
+        candidates = (n for n in numbers.values() if covered(n.device_id))
+    else:
+        candidates = (numbers[s] for s in dict.fromkeys(rule.sources) if s in numbers)
+    return [n for n in candidates if condition_met(rule, n)]
+
+
+def _remembered_sources(watches: dict[tuple[int, str], Watch]) -> dict[int, set[str]]:
+    """Rule id -> the sources it still has a state for (waiting, cooling down, ...)."""
+    remembered: dict[int, set[str]] = {}
+    for (rule_id, source), watch in watches.items():
+        if watch.met_since or watch.last_outcome not in ("", Outcome.CLEARED):
+            remembered.setdefault(rule_id, set()).add(source)
+    return remembered
+
+
+def _watched_sources(rule: Rule, fleet: Fleet, remembered: set[str]) -> list[Reading]:
     """The rule's sources that meet its condition now, and those it still has a state for."""
-    covered = _covers(rule)
-    meeting = [n for n in fleet.numbers.values() if covered(n.device_id) and condition_met(rule, n)]
-    remembered = {source for (rule_id, source), watch in fleet.watches.items()
-                  if rule_id == rule.pk and (watch.met_since or watch.last_outcome not in ("", Outcome.CLEARED))}
+    meeting = fleet.meeting[rule.pk]
     extra = [fleet.numbers[s] for s in remembered - {n.device_id for n in meeting} if s in fleet.numbers]
     return meeting + extra
 
@@ -155,7 +237,7 @@ def condition_met(rule: Rule, number: Reading) -> bool:
 
 
 def _evaluate_one(rule: Rule, source: Reading, fleet: Fleet) -> str:
-    watch = fleet.watches.get((rule.pk, source.device_id)) or RuleWatch(rule=rule, source_id=source.device_id)
+    watch = fleet.watches.get((rule.pk, source.device_id)) or Watch(rule_id=rule.pk, source_id=source.device_id)
     decision = decide(rule, source, watch, fleet)
     if decision.outcome == Outcome.FIRED or decision.outcome != watch.last_outcome:
         _record(rule, source, watch, decision, fleet.now)
@@ -164,45 +246,52 @@ def _evaluate_one(rule: Rule, source: Reading, fleet: Fleet) -> str:
     return decision.outcome
 
 
-def _overflow_clock_moved(rule: Rule, source: Reading, watch: RuleWatch) -> bool:
+def _overflow_clock_moved(rule: Rule, source: Reading, watch: Watch) -> bool:
     """An overflow rule's own "since" starts when the condition is first met, and stops with it."""
     return rule.condition == Rule.Condition.OVERFLOW and (watch.met_since is None) == condition_met(rule, source)
 
 
-def decide(rule: Rule, source: Reading, watch: RuleWatch, fleet: Fleet) -> Decision:
+def decide(rule: Rule, source: Reading, watch: Watch, fleet: Fleet) -> Decision:
     """What the rule does about this source now (firing included), with the readings behind it."""
     now = fleet.now
-    readings = {"source": source.facts(), "rule": {"condition": rule.condition, "minutes": rule.minutes,
-                                                    "messages": rule.messages}}
+
+    def readings(**more) -> dict:
+        return {"source": source.facts(), "rule": {"condition": rule.condition, "minutes": rule.minutes,
+                                                    "messages": rule.messages}, **more}
+
+    def situation() -> str:
+        return _situation(rule, source, now, watch)
+
     if not condition_met(rule, source):
-        return Decision(Outcome.CLEARED, f"{source.alias} no longer meets the condition.", readings)
+        return Decision(Outcome.CLEARED, lambda: (f"{source.alias} no longer meets the condition.", readings()))
     if watch.cooldown_until and watch.cooldown_until > now:
-        return Decision(Outcome.COOLING_DOWN, f"{_situation(rule, source, now, watch)}; cooling down until "
-                        f"{local_time(watch.cooldown_until, rule)} after the last move.", readings)
+        cooldown_until = watch.cooldown_until
+        return Decision(Outcome.COOLING_DOWN, lambda: (
+            f"{situation()}; cooling down until {local_time(cooldown_until, rule)} after the last move.", readings()))
     left = minutes(rule.minutes) - (now - _met_since(rule, source, watch, now))
     if left > timedelta(0):
-        return Decision(Outcome.WAITING, f"{_situation(rule, source, now, watch)}; fires in {duration_words(left)} "
-                        "if it lasts.", {**readings, "seconds_left": round(left.total_seconds())})
+        return Decision(Outcome.WAITING, lambda: (f"{situation()}; fires in {duration_words(left)} if it lasts.",
+                                                  readings(seconds_left=round(left.total_seconds()))))
     if not in_active_hours(rule, now):
-        return Decision(Outcome.OUTSIDE_HOURS, f"{_situation(rule, source, now, watch)}; outside the rule's "
-                        f"active hours ({_hours(rule)}).", readings)
+        return Decision(Outcome.OUTSIDE_HOURS, lambda: (
+            f"{situation()}; outside the rule's active hours ({_hours(rule)}).", readings()))
     if source.device_id in fleet.busy_sources:
-        return Decision(Outcome.SOURCE_BUSY, f"{_situation(rule, source, now, watch)}; a reroute of "
-                        f"{source.alias} is already in progress.", readings)
-    target, checked = choose_target(rule, source, fleet)
-    readings["targets"] = checked
+        return Decision(Outcome.SOURCE_BUSY, lambda: (
+            f"{situation()}; a reroute of {source.alias} is already in progress.", readings()))
+    target, checks = choose_target(rule, source, fleet)
     if target is None:
-        return Decision(Outcome.NO_HEALTHY_TARGET, f"{_situation(rule, source, now, watch)}; no healthy target: "
-                        + "; ".join(f"{t['alias']} {t['why']}" for t in checked) + ". Tried again next cycle.",
-                        readings)
-    reason = f"{_situation(rule, source, now, watch)}: rule “{rule.name}”"
+        return Decision(Outcome.NO_HEALTHY_TARGET, lambda: (
+            f"{situation()}; no healthy target: " + "; ".join(f"{t['alias']} {t['why']}" for t in checks())
+            + ". Tried again next cycle.", readings(targets=checks())))
     if rule.dry_run:
-        return Decision(Outcome.WOULD_FIRE, f"Would move the queue of {source.alias} to {target.alias} (dry run). "
-                        f"{reason}.", readings, target)
-    return Decision(Outcome.FIRED, reason, readings, target)
+        return Decision(Outcome.WOULD_FIRE, lambda: (
+            f"Would move the queue of {source.alias} to {target.alias} (dry run). {situation()}: rule “{rule.name}”.",
+            readings(targets=checks())), target)
+    return Decision(Outcome.FIRED, lambda: (f"{situation()}: rule “{rule.name}”", readings(targets=checks())),
+                    target)
 
 
-def _situation(rule: Rule, source: Reading, now: datetime, watch: RuleWatch) -> str:
+def _situation(rule: Rule, source: Reading, now: datetime, watch: Watch) -> str:
     """e.g. "Sales-3 offline for 6 min holding 120 messages"."""
     held = f"holding {source.queue_total} {'message' if source.queue_total == 1 else 'messages'}"
     lasted = duration_words(now - _met_since(rule, source, watch, now))
@@ -212,7 +301,7 @@ def _situation(rule: Rule, source: Reading, now: datetime, watch: RuleWatch) -> 
     return f"{source.alias} {held} for {lasted} while online (over {rule.messages})"
 
 
-def _met_since(rule: Rule, source: Reading, watch: RuleWatch, now: datetime) -> datetime:
+def _met_since(rule: Rule, source: Reading, watch: Watch, now: datetime) -> datetime:
     if rule.condition == Rule.Condition.CANNOT_DELIVER:
         return source.undeliverable_since or now
     return watch.met_since or now
@@ -221,48 +310,64 @@ def _met_since(rule: Rule, source: Reading, watch: RuleWatch, now: datetime) -> 
 # Choosing a target ----------------------------------------------------------------------
 
 
-def choose_target(rule: Rule, source: Reading, fleet: Fleet) -> tuple[Reading | None, list[dict]]:
-    """The target to fire at (None if no candidate is healthy), and each candidate's check."""
-    checked, healthy = [], []
-    for device_id in rule.targets:
-        number = fleet.numbers.get(device_id)
-        why = unhealthy_because(rule, source, number, fleet) if number else "is no longer a SparkBot number"
-        alias = number.alias if number else device_id
-        checked.append({"id": device_id, "alias": alias, "healthy": not why, "why": why or "can take it",
-                        "queue_total": number.queue_total if number else None})
-        if not why:
+def choose_target(rule: Rule, source: Reading, fleet: Fleet) -> tuple[Reading | None, Callable[[], list[dict]]]:
+    """The target to fire at (None if no candidate is healthy), and each candidate's check (when asked)."""
+    healthy = []
+    for number in fleet.possible_targets(rule):
+        if not _refused_for(rule, source, number, fleet):
             healthy.append(number)
             if rule.target_kind != Rule.TargetKind.POOL:
                 break  # one number, or the first of the list that can take it
+
+    def checks() -> list[dict]:
+        checked = []
+        for device_id in rule.targets:
+            number = fleet.numbers.get(device_id)
+            why = unhealthy_because(rule, source, number, fleet) if number else "is no longer a SparkBot number"
+            checked.append({"id": device_id, "alias": number.alias if number else device_id, "healthy": not why,
+                            "why": why or "can take it", "queue_total": number.queue_total if number else None})
+            if not why and rule.target_kind != Rule.TargetKind.POOL:
+                break
+        return checked
+
     if not healthy:
-        return None, checked
+        return None, checks
     if rule.target_kind == Rule.TargetKind.POOL:
-        return min(healthy, key=lambda n: (n.queue_total, rule.targets.index(n.device_id))), checked
-    return healthy[0], checked
+        return min(healthy, key=lambda n: (n.queue_total, rule.targets.index(n.device_id))), checks
+    return healthy[0], checks
 
 
 def unhealthy_because(rule: Rule, source: Reading, target: Reading, fleet: Fleet) -> str:
     """Why this target may not take the source's queue now; "" if it may."""
     if target.device_id == source.device_id:
         return "is the source itself"
+    return fleet.target_problem(target) or _refused_for(rule, source, target, fleet)
+
+
+def _refused_for(rule: Rule, source: Reading, target: Reading, fleet: Fleet) -> str:
+    """Why this source's queue may not go to this target, beyond the target's own state; "" if it may."""
+    if target.device_id == source.device_id:
+        return "is the source itself"
+    if rule.condition == Rule.Condition.OVERFLOW:  # never create an overflow a rule would then move on again
+        after = (target.queue_total or 0) + (source.queue_total or 0)
+        lowest = fleet.lowest_overflow_rule(target.device_id)
+        if lowest is not None and after >= lowest.messages:
+            return f"would hold {after} messages afterwards, over rule “{lowest.name}”'s {lowest.messages}"
+    moved_here = fleet.last_rule_move.get((target.device_id, source.device_id))
+    if moved_here is not None and moved_here >= fleet.now - minutes(rule.cooldown_minutes):
+        return "sent its queue here by rule within the cooldown (no moving it back and forth)"
+    return ""
+
+
+def _target_problem(target: Reading, fleet: Fleet) -> str:
     if not target.can_deliver:
         return f"cannot deliver now ({target.session_status}, {target.account_status})"
     if target.queue_status != "active":
         return f"has a queue that is {target.queue_status or 'not read yet'}, not active"
     if target.device_id in fleet.busy_sources:
         return "is the source of a reroute in progress"
-    if any(condition_met(other, target) and _covers(other)(target.device_id) for other in fleet.rules):
+    if target.device_id in fleet.in_trouble:
         return "meets a rule's condition itself"
-    if rule.condition == Rule.Condition.OVERFLOW:
-        after = (target.queue_total or 0) + (source.queue_total or 0)
-        for other in fleet.rules:  # never create an overflow a rule would then move on again
-            if other.condition == Rule.Condition.OVERFLOW and _covers(other)(target.device_id) \
-                    and after >= other.messages:
-                return f"would hold {after} messages afterwards, over rule “{other.name}”'s {other.messages}"
-    cooldown = minutes(rule.cooldown_minutes)
-    if any((src, dst) == (target.device_id, source.device_id) and when >= fleet.now - cooldown
-           for src, dst, when in fleet.rule_moves):
-        return "sent its queue here by rule within the cooldown (no moving it back and forth)"
     return ""
 
 
@@ -278,22 +383,23 @@ def in_active_hours(rule: Rule, now: datetime) -> bool:
 # Recording and firing -------------------------------------------------------------------
 
 
-def _record(rule: Rule, source: Reading, watch: RuleWatch, decision: Decision, now: datetime) -> None:
+def _record(rule: Rule, source: Reading, watch: Watch, decision: Decision, now: datetime) -> None:
     reroute = None
     if decision.outcome == Outcome.FIRED:
         reroute = _fire(rule, source, decision, episode=f"{_iso(_met_since(rule, source, watch, now))}/"
                                                          f"{_iso(watch.cooldown_until)}")
         if reroute is None:
-            decision = Decision(Outcome.SOURCE_BUSY, f"{decision.message}; a reroute of {source.alias} started "
-                                "meanwhile.", decision.readings)
+            intended = decision
+            decision = Decision(Outcome.SOURCE_BUSY, lambda: (
+                f"{intended.message}; a reroute of {source.alias} started meanwhile.", intended.readings))
         else:
             watch.cooldown_until = now + minutes(rule.cooldown_minutes)
     with transaction.atomic():
         recorded = RuleDecision.objects.create(
             rule=rule, source_id=source.device_id, source_alias=source.alias, outcome=decision.outcome,
             message=decision.message, readings=decision.readings, reroute=reroute)
-        watch.last_outcome, watch.last_message, watch.last_decision = decision.outcome, decision.message, recorded
-        _save_watch(watch, rule, source, now)
+        watch.last_outcome = decision.outcome
+        _save_watch(watch, rule, source, now, last_message=decision.message, last_decision=recorded)
     if decision.outcome in (Outcome.FIRED, Outcome.WOULD_FIRE):
         logger.info("rule %s: %s", rule.pk, decision.message)
         dispatch.rule_has_decided(recorded)
@@ -313,14 +419,19 @@ def _fire(rule: Rule, source: Reading, decision: Decision, *, episode: str) -> R
         return None
 
 
-def _save_watch(watch: RuleWatch, rule: Rule, source: Reading, now: datetime) -> None:
+def _save_watch(watch: Watch, rule: Rule, source: Reading, now: datetime, **recorded) -> None:
+    """Write what the rule now remembers of the source; `recorded`: its last decision and sentence."""
     met = condition_met(rule, source)
     if rule.condition == Rule.Condition.OVERFLOW:
         watch.met_since = (watch.met_since or now) if met else None
     if not met and watch.last_outcome == Outcome.CLEARED:
         watch.met_since = None
-    watch.rule, watch.source_id = rule, source.device_id
-    watch.save()
+    values = {"met_since": watch.met_since, "cooldown_until": watch.cooldown_until,
+              "last_outcome": watch.last_outcome, **recorded}
+    if watch.pk is None:
+        watch.pk = RuleWatch.objects.create(rule=rule, source_id=source.device_id, **values).pk
+    else:
+        RuleWatch.objects.filter(pk=watch.pk).update(**values)
 
 
 # Rules as people change them ------------------------------------------------------------
