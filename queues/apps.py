@@ -13,4 +13,4 @@ class QueuesConfig(AppConfig):
         dispatch.monitor_cycle_ended.connect(rules.on_monitor_cycle_ended, dispatch_uid="rules.on_monitor_cycle_ended")
         dispatch.reroute_ended.connect(notify.on_reroute_ended, dispatch_uid="notify.on_reroute_ended")
         dispatch.handover_run_ended.connect(notify.on_handover_run_ended, dispatch_uid="notify.on_handover_run_ended")
-        dispatch.rule_decided.connect(notify.on_rule_decided, dispatch_uid="notify.on_rule_decided")
+        dispatch.rules_decided.connect(notify.on_rules_decided, dispatch_uid="notify.on_rules_decided")

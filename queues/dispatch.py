@@ -21,8 +21,8 @@ reroute_ended = Signal()
 monitor_cycle_ended = Signal()
 # Sent after the transaction that ended a handover run has committed; receivers get `run=`.
 handover_run_ended = Signal()
-# Sent after a rule fired or would have fired (dry run); receivers get `decision=` (a RuleDecision).
-rule_decided = Signal()
+# Sent after rules fired or would have fired (dry run); receivers get `decisions=` (RuleDecisions).
+rules_decided = Signal()
 
 
 def reroute_attempt(reroute_id: int, *, attempt: int, countdown: float = 0) -> None:
@@ -65,8 +65,10 @@ def handover_run_has_ended(run) -> None:
                          getattr(receiver, "__qualname__", receiver), result)
 
 
-def rule_has_decided(decision) -> None:
-    for receiver, result in rule_decided.send_robust(sender=type(decision), decision=decision):
+def rules_have_decided(decisions: list) -> None:
+    if not decisions:
+        return
+    for receiver, result in rules_decided.send_robust(sender=type(decisions[0]), decisions=decisions):
         if isinstance(result, Exception):
-            logger.error("after rule decision %s, %s failed: %r", decision.pk,
+            logger.error("after rule decisions %s…, %s failed: %r", decisions[0].pk,
                          getattr(receiver, "__qualname__", receiver), result)

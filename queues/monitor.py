@@ -78,7 +78,7 @@ def _cycle(calls: list[float], now: datetime) -> CycleReport:
         return report
     try:
         if _walk_due(state, now):
-            report.changed += _walk(calls)
+            report.changed += _walk(calls, started=now)
             report.walked = True
         for number in _most_urgent(limit=_reads_allowed(state, calls)):
             report.changed += _read(number, calls)
@@ -104,7 +104,7 @@ def monitor_nudge(*, device_id: str | None = None) -> CycleReport:
         if _calls_left(state, calls) < 2:
             report.notes.append("no calls left in this minute's budget")
         elif number is None:
-            report.changed, report.walked = _walk(calls), True
+            report.changed, report.walked = _walk(calls, started=now), True
         else:
             report.changed = _read_device(number, calls) + _read(number, calls)
             report.readings = 1
@@ -134,12 +134,15 @@ def _read_device(number: Number, calls: list[float]) -> int:
 
 
 def _walk_due(state: MonitorState, now: datetime) -> bool:
-    due = state.devices_read_at is None or state.devices_read_at <= now - timedelta(
-        seconds=settings.MONITOR_DEVICES_SECONDS)
+    """Due on the cycle that falls on the interval: within half a cycle of it, as beat's ticks wander
+    by a few milliseconds (else every interval would wait for one cycle more)."""
+    interval = timedelta(seconds=settings.MONITOR_DEVICES_SECONDS - settings.MONITOR_CYCLE_SECONDS / 2)
+    due = state.devices_read_at is None or state.devices_read_at <= now - interval
     return due and _calls_left(state, []) > 0
 
 
-def _walk(calls: list[float]) -> int:
+def _walk(calls: list[float], *, started: datetime) -> int:
+    """Walk the device list and record it; the next walk is due MONITOR_DEVICES_SECONDS after `started`."""
     try:
         listed = devices.device_list_refresh()
     except SparkBotError as error:
@@ -147,7 +150,7 @@ def _walk(calls: list[float]) -> int:
         raise _paused(error) from error
     calls.extend([time.time()] * (len(listed.devices) // sparkbot.PAGE_SIZE + 1))
     changed = record_device_list(listed.devices, now=timezone.now())
-    MonitorState.objects.filter(pk=MonitorState.SINGLETON).update(devices_read_at=timezone.now())
+    MonitorState.objects.filter(pk=MonitorState.SINGLETON).update(devices_read_at=started)
     return changed
 
 

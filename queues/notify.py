@@ -64,8 +64,14 @@ def on_handover_run_ended(sender, *, run: HandoverRun, **kwargs) -> None:
                          "moves succeeded", text=run_text(data))
 
 
-def on_rule_decided(sender, *, decision: RuleDecision, **kwargs) -> None:
-    """A rule fired, or would have fired in dry run."""
+def on_rules_decided(sender, *, decisions: list[RuleDecision], **kwargs) -> None:
+    """Rules fired, or would have fired in dry run (an evaluation's decisions come together)."""
+    listeners = listeners_now()
+    for decision in decisions:
+        _rule_decided(decision, listeners)
+
+
+def _rule_decided(decision: RuleDecision, listeners: Listeners) -> None:
     fired = decision.outcome == RuleDecision.Outcome.FIRED
     rule = decision.rule
     data = {"id": decision.pk, "rule": {"id": rule.pk, "name": rule.name}, "outcome": decision.outcome,
@@ -75,7 +81,7 @@ def on_rule_decided(sender, *, decision: RuleDecision, **kwargs) -> None:
     verb = "fired" if fired else "would fire (dry run)"
     event_record(event_type=Event.RULE_FIRED if fired else Event.RULE_DRY_RUN, about=f"Rule #{rule.pk}",
                  data={"rule_decision": data}, subject=f"Rule “{rule.name}” {verb} for {decision.source_alias}"[:200],
-                 text=f"Rule “{rule.name}” {verb}: {decision.message}")
+                 text=f"Rule “{rule.name}” {verb}: {decision.message}", listeners=listeners)
 
 
 def reroute_data(reroute: Reroute) -> dict:
@@ -128,23 +134,41 @@ def _iso(moment: datetime | None) -> str | None:
 # Recording an event: one delivery per destination ------------------------------------------------
 
 
-def event_record(*, event_type: str, about: str, data: dict, subject: str, text: str) -> int:
+@dataclass
+class Listeners:
+    """The active webhook endpoints and email subscriptions, read once for a batch of events."""
+
+    endpoints: list[WebhookEndpoint]
+    people: list[EmailSubscription]
+
+    def want(self, event_type: str) -> tuple[list[WebhookEndpoint], list[EmailSubscription]]:
+        return ([e for e in self.endpoints if event_type in e.events],
+                [s for s in self.people if event_type in s.events and s.user.email and s.user.is_active])
+
+
+def listeners_now() -> Listeners:
+    return Listeners(list(WebhookEndpoint.objects.filter(active=True)),
+                     list(EmailSubscription.objects.filter(active=True).select_related("user")))
+
+
+def event_record(*, event_type: str, about: str, data: dict, subject: str, text: str,
+                 listeners: Listeners | None = None) -> int:
     """Write a delivery for every active endpoint and person that wants this event, and wake the sender.
-    Returns how many; costs two queries when nobody listens.
+    Returns how many; costs two queries when nobody listens (none with `listeners` read before).
 
     In a transaction of its own (a savepoint when the caller is in one): a failure here is the
     receiver's alone, never the caller's transaction's.
     """
-    with transaction.atomic():
-        return _record_event(event_type=event_type, about=about, data=data, subject=subject, text=text)
-
-
-def _record_event(*, event_type: str, about: str, data: dict, subject: str, text: str) -> int:
-    endpoints = [e for e in WebhookEndpoint.objects.filter(active=True) if event_type in e.events]
-    people = [s for s in EmailSubscription.objects.filter(active=True).select_related("user")
-              if event_type in s.events and s.user.email and s.user.is_active]
+    endpoints, people = (listeners or listeners_now()).want(event_type)
     if not endpoints and not people:
         return 0
+    with transaction.atomic():
+        return _record_event(event_type=event_type, about=about, data=data, subject=subject, text=text,
+                             endpoints=endpoints, people=people)
+
+
+def _record_event(*, event_type: str, about: str, data: dict, subject: str, text: str,
+                  endpoints: list[WebhookEndpoint], people: list[EmailSubscription]) -> int:
     now = timezone.now()
     message_id = f"msg_{uuid.uuid4().hex}"
     standard = _json({"type": event_type, "timestamp": _iso(now), "data": data})

@@ -83,6 +83,8 @@ class Watch:
 
 
 WATCH_FIELDS = ("rule_id", "source_id", "pk", "met_since", "cooldown_until", "last_outcome")
+WATCH_MEMORY = ["met_since", "cooldown_until", "last_outcome"]
+WATCH_ROW_FIELDS = [*WATCH_MEMORY, "last_message", "last_decision"]
 
 
 @dataclass
@@ -151,6 +153,34 @@ class Decision:
     def readings(self) -> dict:
         return self._explained[1]
 
+    def explain_now(self) -> tuple[str, dict]:
+        """Work out the sentence and the readings now; they are kept for when they are written."""
+        return self._explained
+
+
+@dataclass
+class Pending:
+    """What an evaluation writes at its end, in bulk: the decisions that changed, and the memory of
+    sources that moved on without a new decision. Firing is written at once (it starts a reroute)."""
+
+    decided: list[tuple[Rule, Reading, Watch, Decision]] = field(default_factory=list)
+    remembered: list[Watch] = field(default_factory=list)
+
+    def write(self) -> None:
+        with transaction.atomic():
+            recorded = RuleDecision.objects.bulk_create(
+                [RuleDecision(rule=rule, source_id=source.device_id, source_alias=source.alias,
+                              outcome=decision.outcome, message=decision.message, readings=decision.readings)
+                 for rule, source, watch, decision in self.decided], batch_size=500)
+            _write_watches([_watch_row(watch, last_message=decision.message, last_decision=row)
+                            for (_rule, _source, watch, decision), row in zip(self.decided, recorded)],
+                           fields=[*WATCH_MEMORY, "last_message", "last_decision"])
+            _write_watches([_watch_row(watch) for watch in self.remembered], fields=WATCH_MEMORY)
+        would_fire = [row for row in recorded if row.outcome == Outcome.WOULD_FIRE]
+        for row in would_fire:
+            logger.info("rule %s: %s", row.rule_id, row.message)
+        dispatch.rules_have_decided(would_fire)
+
 
 # Evaluating -----------------------------------------------------------------------------
 
@@ -167,11 +197,13 @@ def rules_evaluate(*, now: datetime | None = None, wait_seconds: float = 0) -> d
     try:
         fleet = _read_fleet(now or timezone.now())
         remembered = _remembered_sources(fleet.watches)
+        pending = Pending()
         counts: dict[str, int] = {}
         for rule in fleet.rules:
             for source in _watched_sources(rule, fleet, remembered.get(rule.pk, set())):
-                outcome = _evaluate_one(rule, source, fleet)
+                outcome = _evaluate_one(rule, source, fleet, pending)
                 counts[outcome] = counts.get(outcome, 0) + 1
+        pending.write()
         return counts
     finally:
         _release_lease(token)
@@ -236,13 +268,19 @@ def condition_met(rule: Rule, number: Reading) -> bool:
     return number.can_deliver
 
 
-def _evaluate_one(rule: Rule, source: Reading, fleet: Fleet) -> str:
+def _evaluate_one(rule: Rule, source: Reading, fleet: Fleet, pending: Pending) -> str:
     watch = fleet.watches.get((rule.pk, source.device_id)) or Watch(rule_id=rule.pk, source_id=source.device_id)
     decision = decide(rule, source, watch, fleet)
-    if decision.outcome == Outcome.FIRED or decision.outcome != watch.last_outcome:
-        _record(rule, source, watch, decision, fleet.now)
+    if decision.outcome == Outcome.FIRED:
+        _fire_and_record(rule, source, watch, decision, fleet.now)  # at once: it starts a reroute
+    elif decision.outcome != watch.last_outcome:
+        decision.explain_now()  # in the words of the readings before the memory below moves on
+        watch.last_outcome = decision.outcome
+        _remember(watch, rule, source, fleet.now)
+        pending.decided.append((rule, source, watch, decision))
     elif watch.pk is None or _overflow_clock_moved(rule, source, watch):
-        _save_watch(watch, rule, source, fleet.now)
+        _remember(watch, rule, source, fleet.now)
+        pending.remembered.append(watch)
     return decision.outcome
 
 
@@ -383,26 +421,24 @@ def in_active_hours(rule: Rule, now: datetime) -> bool:
 # Recording and firing -------------------------------------------------------------------
 
 
-def _record(rule: Rule, source: Reading, watch: Watch, decision: Decision, now: datetime) -> None:
-    reroute = None
-    if decision.outcome == Outcome.FIRED:
-        reroute = _fire(rule, source, decision, episode=f"{_iso(_met_since(rule, source, watch, now))}/"
-                                                         f"{_iso(watch.cooldown_until)}")
-        if reroute is None:
-            intended = decision
-            decision = Decision(Outcome.SOURCE_BUSY, lambda: (
-                f"{intended.message}; a reroute of {source.alias} started meanwhile.", intended.readings))
-        else:
-            watch.cooldown_until = now + minutes(rule.cooldown_minutes)
+def _fire_and_record(rule: Rule, source: Reading, watch: Watch, decision: Decision, now: datetime) -> None:
+    reroute = _fire(rule, source, decision, episode=f"{_iso(_met_since(rule, source, watch, now))}/"
+                                                     f"{_iso(watch.cooldown_until)}")
+    if reroute is None:
+        intended = decision
+        decision = Decision(Outcome.SOURCE_BUSY, lambda: (
+            f"{intended.message}; a reroute of {source.alias} started meanwhile.", intended.readings))
+    else:
+        watch.cooldown_until = now + minutes(rule.cooldown_minutes)
     with transaction.atomic():
         recorded = RuleDecision.objects.create(
             rule=rule, source_id=source.device_id, source_alias=source.alias, outcome=decision.outcome,
             message=decision.message, readings=decision.readings, reroute=reroute)
         watch.last_outcome = decision.outcome
         _save_watch(watch, rule, source, now, last_message=decision.message, last_decision=recorded)
-    if decision.outcome in (Outcome.FIRED, Outcome.WOULD_FIRE):
+    if reroute is not None:
         logger.info("rule %s: %s", rule.pk, decision.message)
-        dispatch.rule_has_decided(recorded)
+        dispatch.rules_have_decided([recorded])
 
 
 def _fire(rule: Rule, source: Reading, decision: Decision, *, episode: str) -> Reroute | None:
@@ -421,17 +457,39 @@ def _fire(rule: Rule, source: Reading, decision: Decision, *, episode: str) -> R
 
 def _save_watch(watch: Watch, rule: Rule, source: Reading, now: datetime, **recorded) -> None:
     """Write what the rule now remembers of the source; `recorded`: its last decision and sentence."""
+    _remember(watch, rule, source, now)
+    _write_watches([_watch_row(watch, **recorded)], fields=[*WATCH_MEMORY, *recorded])
+
+
+def _remember(watch: Watch, rule: Rule, source: Reading, now: datetime) -> None:
+    """Move the rule's memory of the source on: an overflow rule's own "since", cleared when it clears."""
     met = condition_met(rule, source)
     if rule.condition == Rule.Condition.OVERFLOW:
         watch.met_since = (watch.met_since or now) if met else None
     if not met and watch.last_outcome == Outcome.CLEARED:
         watch.met_since = None
-    values = {"met_since": watch.met_since, "cooldown_until": watch.cooldown_until,
-              "last_outcome": watch.last_outcome, **recorded}
-    if watch.pk is None:
-        watch.pk = RuleWatch.objects.create(rule=rule, source_id=source.device_id, **values).pk
-    else:
-        RuleWatch.objects.filter(pk=watch.pk).update(**values)
+
+
+def _watch_row(watch: Watch, **recorded) -> RuleWatch:
+    return RuleWatch(pk=watch.pk, rule_id=watch.rule_id, source_id=watch.source_id, met_since=watch.met_since,
+                     cooldown_until=watch.cooldown_until, last_outcome=watch.last_outcome, **recorded)
+
+
+def _write_watches(rows: list[RuleWatch], *, fields: list[str]) -> None:
+    """Create the new rows and change `fields` of the others. Many at once (an evaluation after rules
+    were enabled) are replaced instead: bulk_update's CASE over thousands of rows costs seconds."""
+    new, known = [row for row in rows if row.pk is None], [row for row in rows if row.pk is not None]
+    if len(known) > 50:
+        kept = RuleWatch.objects.in_bulk([row.pk for row in known])
+        known = [row for row in known if row.pk in kept]  # a rule changed meanwhile forgot the others
+        unchanged = [RuleWatch._meta.get_field(name).attname for name in WATCH_ROW_FIELDS if name not in fields]
+        for row in known:
+            for attname in unchanged:
+                setattr(row, attname, getattr(kept[row.pk], attname))
+        RuleWatch.objects.filter(pk__in=kept).delete()
+        new, known = new + known, []
+    RuleWatch.objects.bulk_create(new, batch_size=500)
+    RuleWatch.objects.bulk_update(known, fields, batch_size=500)
 
 
 # Rules as people change them ------------------------------------------------------------

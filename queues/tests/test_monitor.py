@@ -211,3 +211,13 @@ def test_two_workers_with_beat_never_run_two_cycles_at_once(sandbox_server, work
 def _by_token(log: str, what: str) -> dict[str, str]:
     return {token: at for at, token in re.findall(
         rf"^(\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) INFO queues\.monitor: monitor cycle (\w+) {what}", log, re.M)}
+
+
+def test_it_walks_the_device_list_on_the_cycle_its_interval_falls_on(fleet):
+    """Found by bench/rules.py: the walk's own time pushed "30 s since the last walk" just past the
+    cycle that should walk, so the list was read every 40 s (every second cycle when both are equal)."""
+    cycle()
+    walked_at = MonitorState.objects.get().devices_read_at
+    on_time = walked_at + timedelta(seconds=30) - timedelta(milliseconds=300)  # the beat's tick, the walk's length
+    assert cycle(now=on_time).walked
+    assert not cycle(now=on_time + timedelta(seconds=10)).walked  # the next one is not due yet

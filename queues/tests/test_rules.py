@@ -15,7 +15,7 @@ from queues import monitor, rules, services
 from queues.models import Reroute, Rule, RuleDecision
 from sparkbot_sandbox.seed import OFFLINE_DEVICE, SALES_1, SALES_2, SALES_3, SALES_4
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]  # make run evaluates rules on SQLite
 Outcome = RuleDecision.Outcome
 
 
@@ -249,3 +249,25 @@ def test_two_processes_evaluating_at_once_fire_once(fleet, manager):
         thread.join()
     assert Reroute.objects.filter(origin="rule").count() == 1
     assert RuleDecision.objects.filter(outcome=Outcome.FIRED).count() == 1
+
+
+def test_it_writes_many_watches_at_once_keeping_what_the_write_does_not_change(manager):
+    """An evaluation after many rules were enabled writes thousands of watches: they are replaced in
+    bulk (bulk_update's CASE took 20 s at 11,500), and must come out as an update would leave them."""
+    from queues.models import RuleWatch
+
+    watched = rule(manager)
+    decision = RuleDecision.objects.create(rule=watched, source_id="s", source_alias="S", outcome="waiting",
+                                           message="kept", readings={})
+    stored = RuleWatch.objects.bulk_create(
+        RuleWatch(rule=watched, source_id=f"{n:024x}", last_outcome="waiting", last_message=f"said {n}",
+                  last_decision=decision) for n in range(60))
+    since = timezone.now()
+    rows = [RuleWatch(pk=w.pk, rule_id=watched.pk, source_id=w.source_id, met_since=since,
+                      last_outcome="cooling_down") for w in stored]
+    RuleWatch.objects.filter(pk=stored[0].pk).delete()  # its rule was changed meanwhile: not brought back
+    rules._write_watches(rows, fields=rules.WATCH_MEMORY)
+    after = {w.source_id: w for w in RuleWatch.objects.filter(rule=watched)}
+    assert len(after) == 59 and stored[0].source_id not in after
+    assert all(w.met_since == since and w.last_outcome == "cooling_down" for w in after.values())
+    assert after[stored[7].source_id].last_message == "said 7" and after[stored[7].source_id].last_decision == decision
