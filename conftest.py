@@ -171,6 +171,11 @@ def worker_on_broker(broker, django_db_setup, django_db_blocker, tmp_path_factor
     yield start
     for worker in started:
         worker.stop()
+    if started:  # what their beat wrote after the module's last test was flushed must not reach the next module
+        from django.core.management import call_command
+
+        with django_db_blocker.unblock():
+            call_command("flush", interactive=False, verbosity=0)
 
 
 @pytest.fixture

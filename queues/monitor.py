@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import transaction
@@ -196,7 +197,8 @@ def _read(number: Number, calls: list[float]) -> int:
 def record_device_list(listed: tuple[Device, ...] | list[Device], *, now: datetime) -> int:
     """Record the states of every listed number (new ones too) and which numbers left the list."""
     fields = ("id", "device_id", "alias", "phone", "listed", "can_deliver", *STATE_FIELDS, *QUEUE_FIELDS)
-    known = {number.device_id: number for number in Number.objects.only(*fields)}  # 1,000 rows: only what is compared
+    # 1,000 rows compared field by field: plain values, not model instances (a third of a cycle's CPU)
+    known = {row["device_id"]: SimpleNamespace(pk=row["id"], **row) for row in Number.objects.values(*fields)}
     listed_ids = {device.id for device in listed}
     changed = 0
     with transaction.atomic():
@@ -212,7 +214,7 @@ def record_device_list(listed: tuple[Device, ...] | list[Device], *, now: dateti
     return changed
 
 
-def _record_device(number: Number | None, device: Device, now: datetime) -> int:
+def _record_device(number: Number | SimpleNamespace | None, device: Device, now: datetime) -> int:
     """1 if the number is new or changed (a new state gets a snapshot and a new "since"), else 0."""
     state = {"account_status": device.status, "session_status": device.session_status}
     if number is None:
@@ -271,8 +273,8 @@ def depth_with(points: list, total: int | None, now: datetime) -> list:
     return kept
 
 
-def _snapshot(number: Number, now: datetime) -> None:
-    NumberSnapshot.objects.create(number=number, at=now, **{name: getattr(number, name) for name in STATE_FIELDS},
+def _snapshot(number: Number | SimpleNamespace, now: datetime) -> None:
+    NumberSnapshot.objects.create(number_id=number.pk, at=now, **{name: getattr(number, name) for name in STATE_FIELDS},
                                   **{name: getattr(number, name) for name in QUEUE_FIELDS})
     number.snapshot_at = now
     Number.objects.filter(pk=number.pk).update(snapshot_at=now)

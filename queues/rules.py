@@ -188,6 +188,8 @@ class Pending:
 def rules_evaluate(*, now: datetime | None = None, wait_seconds: float = 0) -> dict[str, int] | None:
     """One evaluation of every enabled rule; None when another process evaluates now (after waiting
     up to `wait_seconds` for it)."""
+    if not Rule.objects.filter(enabled=True).exists():
+        return {}  # nothing to read the fleet for (the monitor's cycles end here without rules)
     token = uuid.uuid4().hex
     deadline = time.monotonic() + wait_seconds
     while not _take_lease(token):
