@@ -174,7 +174,7 @@ class Pending:
                  for rule, source, watch, decision in self.decided], batch_size=500)
             _write_watches([_watch_row(watch, last_message=decision.message, last_decision=row)
                             for (_rule, _source, watch, decision), row in zip(self.decided, recorded)],
-                           fields=[*WATCH_MEMORY, "last_message", "last_decision"])
+                           fields=WATCH_ROW_FIELDS)
             _write_watches([_watch_row(watch) for watch in self.remembered], fields=WATCH_MEMORY)
         would_fire = [row for row in recorded if row.outcome == Outcome.WOULD_FIRE]
         for row in would_fire:
