@@ -234,3 +234,34 @@ def browser_type_launch_args(browser_type_launch_args):
         "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
     }
+
+
+@pytest.fixture
+def fleet_read(sandbox, settings):
+    """The monitor has read every number once: Sales-1 went offline with 400 queued messages."""
+    from queues import monitor
+    from sparkbot_sandbox.seed import SALES_1, SEED_DEVICES
+
+    settings.MONITOR_CALLS_PER_MINUTE = 600
+    settings.MONITOR_CYCLE_SECONDS = 10
+    sandbox.control("POST", f"/devices/{SALES_1}", json={"sessionStatus": "offline"})
+    sandbox.set_queue(SALES_1, pending=400)
+    assert monitor.monitor_cycle().readings == len(SEED_DEVICES)
+    return sandbox
+
+
+@pytest.fixture
+def receiver():
+    """receiver(**options) -> a webhook receiver that checks signatures (tests/webhook_receiver.py),
+    stopped at the end of the test."""
+    from tests.webhook_receiver import WebhookReceiver
+
+    made = []
+
+    def start(**options):
+        made.append(WebhookReceiver(**options))
+        return made[-1]
+
+    yield start
+    for server in made:
+        server.stop()

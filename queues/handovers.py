@@ -139,6 +139,8 @@ def handover_advance(*, run_id: int) -> None:
         run = HandoverRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
             return
+        # a worker runs this: the task queue answers again
+        run.items.filter(status=Item.WAITING, waiting_reason=sentences.HANDOVER_QUEUE_DOWN).update(waiting_reason="")
         active = run.items.filter(status=Item.STARTED, reroute__status__in=Reroute.ACTIVE).count()
         if run.status == HandoverRun.Status.RUNNING:
             active += _start_waiting(run, slots=(1 if run.in_order else settings.HANDOVER_CONCURRENCY) - active)
@@ -260,11 +262,14 @@ def handovers_tick(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def _advance_soon(run_id: int) -> None:
-    """Ask a worker to move the run on; if the task queue is down, the next tick nudges it again."""
+    """Ask a worker to move the run on; if the task queue is down, say so on its waiting moves (the next
+    tick nudges it again)."""
     try:
         dispatch.handover_advance(run_id)
     except Exception as error:
         logger.warning("task queue unavailable for handover run %s: %s", run_id, type(error).__name__)
+        HandoverRunItem.objects.filter(run_id=run_id, status=Item.WAITING, waiting_reason="").update(
+            waiting_reason=sentences.HANDOVER_QUEUE_DOWN)
 
 
 def _start_if_due(*, plan_id: int, now: datetime) -> int:

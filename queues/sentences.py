@@ -16,6 +16,7 @@ ROUTE = "route the queue"
 READ_AGAIN = "read the queue again"
 QUEUE_DOWN = ("The reroute is recorded, but the task queue is not answering: "
               "it will start by itself when the queue is back.")
+HANDOVER_QUEUE_DOWN = "The task queue is not answering: this move starts by itself when it is back."
 QUEUE_UNAVAILABLE = "The next attempt could not be scheduled because the task queue is down."
 REQUEUED = "Handed to the task queue again: it had not started."
 

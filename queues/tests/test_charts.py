@@ -15,17 +15,6 @@ from sparkbot_sandbox.seed import HTML_ALIAS_DEVICE, SALES_1, SALES_2, SALES_3, 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
-@pytest.fixture
-def fleet_read(sandbox, settings):
-    """The monitor has read every number once: Sales-1 went offline with 400 queued messages."""
-    settings.MONITOR_CALLS_PER_MINUTE = 600
-    settings.MONITOR_CYCLE_SECONDS = 10
-    sandbox.control("POST", f"/devices/{SALES_1}", json={"sessionStatus": "offline"})
-    sandbox.set_queue(SALES_1, pending=400)
-    monitor.monitor_cycle()
-    return sandbox
-
-
 def sparkline_of(alias: str) -> str:
     page = fleet.fleet_page(filters=fleet.FleetFilters(q=alias))
     return charts.sparkline_of_this_minute(page.rows[0].number, page.rows[0].markers, now=page.now)

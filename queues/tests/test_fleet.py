@@ -11,21 +11,10 @@ from queues import devices, fleet, monitor
 from queues.models import MonitorState, Number
 from queues.sparkbot import Device, QueueStats
 from sparkbot_sandbox.seed import (
-    HTML_ALIAS, OFFLINE_DEVICE, SALES_1, SALES_3, SEED_DEVICES,
+    HTML_ALIAS, OFFLINE_DEVICE, SALES_3, SEED_DEVICES,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
-
-
-@pytest.fixture
-def fleet_read(sandbox, settings):
-    """The monitor has read every number once: Sales-1 went offline with 400 queued messages."""
-    settings.MONITOR_CALLS_PER_MINUTE = 600
-    settings.MONITOR_CYCLE_SECONDS = 10
-    sandbox.control("POST", f"/devices/{SALES_1}", json={"sessionStatus": "offline"})
-    sandbox.set_queue(SALES_1, pending=400)
-    assert monitor.monitor_cycle().readings == len(SEED_DEVICES)
-    return sandbox
 
 
 def aliases(page: fleet.FleetPage) -> list[str]:

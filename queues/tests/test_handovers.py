@@ -311,6 +311,8 @@ def test_it_starts_a_run_when_the_task_queue_is_down_and_the_tick_moves_it_on_la
         assert handovers.handovers_tick()["nudged"] == 1  # each nudge fails alone; the tick goes on
     finally:
         celery_publishes_to(broker.url)
-    assert run.items.get().status == HandoverRunItem.Status.WAITING
+    waiting = run.items.get()
+    assert waiting.status == HandoverRunItem.Status.WAITING
+    assert waiting.waiting_reason == "The task queue is not answering: this move starts by itself when it is back."
     handovers.handovers_tick()  # the task queue is back: the tick's nudge moves the run on
     assert finished(run).items.get().reroute.status == Reroute.Status.SUCCEEDED

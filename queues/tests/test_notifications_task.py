@@ -26,19 +26,6 @@ def worker(worker_on_broker, sandbox_server):
     return worker_on_broker(sandbox_server.api_url, env=NOTIFY_SETTINGS, concurrency=2)
 
 
-@pytest.fixture
-def receiver():
-    made = []
-
-    def start(**options):
-        made.append(WebhookReceiver(**options))
-        return made[-1]
-
-    yield start
-    for server in made:
-        server.stop()
-
-
 def hook(server: WebhookReceiver, events=("reroute.failed", "reroute.succeeded")) -> WebhookEndpoint:
     return WebhookEndpoint.objects.create(name="test receiver", url=server.url, secret=server.secret,
                                           events=list(events))

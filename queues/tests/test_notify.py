@@ -12,22 +12,8 @@ from standardwebhooks.webhooks import Webhook
 from queues import handovers, notify, services
 from queues.models import Delivery, EmailSubscription, HandoverPlan, NotifierState, Reroute, WebhookEndpoint
 from sparkbot_sandbox.seed import SALES_1, SALES_2, SALES_3, SALES_4
-from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
-
-
-@pytest.fixture
-def receiver():
-    made = []
-
-    def start(**options):
-        made.append(WebhookReceiver(**options))
-        return made[-1]
-
-    yield start
-    for server in made:
-        server.stop()
 
 
 def endpoint(url, events=("reroute.failed", "reroute.succeeded"), **fields) -> WebhookEndpoint:
