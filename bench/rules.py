@@ -9,7 +9,10 @@ offline has its messages on the target (the monitor's polling, and SparkBot's we
    messages), 200 enabled rules (half "cannot deliver", half "overflow"; a quarter watch every number,
    the rest five numbers each; targets from a pool of ten), then `rules_evaluate()` timed N times in
    this process after one warm-up (the first evaluation records every decision; later ones record
-   only what changed, as in production).
+   only what changed, as in production). Before each, --changes numbers are read again as a monitor
+   cycle does (new reading time, most often a new queue total). Timed twice: by the process that made
+   the evaluation before (it reuses the decisions whose inputs did not change), and with nothing
+   remembered (as after another process's evaluation).
 2. Failover time: a real Celery worker with beat runs the monitor (cycle every MONITOR_CYCLE_SECONDS,
    device list every MONITOR_DEVICES_SECONDS: both --interval) against the sandbox, with one enabled
    rule of N = 0. Each trial marks a number offline in the sandbox and times until its messages are on
@@ -68,19 +71,41 @@ def seed_fleet(numbers: int, rules: int) -> None:
         cooldown_minutes=30) for r in range(rules))
 
 
-def measure_evaluation(evaluations: int) -> tuple[float, dict, list[float]]:
-    """(seconds of the first evaluation, its decisions by outcome, the timings of the next ones)."""
+def measure_evaluation(evaluations: int, changes: int) -> tuple[float, dict, list[float], list[float]]:
+    """(seconds of the first evaluation, its decisions by outcome, the timings of the next ones in
+    this process, and of as many made with nothing remembered, as after another process's evaluation).
+    Before each one, `changes` numbers are read again as a monitor cycle would: a new reading time,
+    and most often a new queue total."""
     from queues import rules
 
+    rng = random.Random(2)
     started = time.perf_counter()
     first = rules.rules_evaluate()  # it records a decision for every source in trouble
     first_seconds = time.perf_counter() - started
-    timings = []
+    warm, cold = [], []
     for _ in range(evaluations):
-        started = time.perf_counter()
-        rules.rules_evaluate()
-        timings.append(time.perf_counter() - started)
-    return first_seconds, first, timings
+        for timings in (warm, cold):
+            monitor_reads(rng, changes)
+            if timings is cold:
+                rules.rules_forget()
+            started = time.perf_counter()
+            rules.rules_evaluate()
+            timings.append(time.perf_counter() - started)
+    return first_seconds, first, warm, cold
+
+
+def monitor_reads(rng: random.Random, count: int) -> None:
+    """What one monitor cycle writes: `count` numbers read again, their queues grown or drained."""
+    from django.utils import timezone
+
+    from queues.models import Number
+
+    ids = rng.sample(list(Number.objects.order_by("device_id").values_list("device_id", flat=True)), count)
+    numbers = list(Number.objects.filter(device_id__in=ids))
+    for number in numbers:
+        number.read_at = timezone.now()
+        number.queue_total = max(0, (number.queue_total or 0) + rng.choice([-10, -3, 0, 3, 10]))
+    Number.objects.bulk_update(numbers, ["read_at", "queue_total"])
 
 
 def measure_failover(sandbox: Sandbox, trials: int, *, webhook: bool) -> list[float]:
@@ -130,6 +155,7 @@ def main():
     parser.add_argument("--rules", type=int, default=200)
     parser.add_argument("--numbers", type=int, default=1000)
     parser.add_argument("--evaluations", type=int, default=50)
+    parser.add_argument("--changes", type=int, default=20, help="numbers read again before each evaluation")
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--interval", type=float, default=10, help="monitor cycle and device list interval, s")
     args = parser.parse_args()
@@ -156,10 +182,12 @@ def main():
     worker = None
     try:
         seed_fleet(args.numbers, args.rules)
-        first_seconds, decided, timings = measure_evaluation(args.evaluations)
+        first_seconds, decided, warm, cold = measure_evaluation(args.evaluations, args.changes)
         print(f"the first evaluation ({sum(decided.values())} rule-and-source pairs, each decision recorded: "
               f"{ {str(outcome): n for outcome, n in sorted(decided.items())} }): {first_seconds:.2f} s")
-        print(f"one evaluation of {args.rules} rules over {args.numbers} numbers (then): {timing_summary(timings)}",
+        print(f"one evaluation of {args.rules} rules over {args.numbers} numbers, {args.changes} numbers read "
+              f"again before each, by the process that made the one before: {timing_summary(warm)}", flush=True)
+        print(f"the same after another process's evaluation (nothing remembered): {timing_summary(cold)}",
               flush=True)
 
         Number.objects.all().delete()

@@ -7,6 +7,11 @@ active hours, source busy, no healthy target, cleared. A decision is recorded, w
 that made it, when it differs from the last one for that rule and source. Firing goes through
 services.reroute_request (origin "rule"), with every guarantee a manual reroute has.
 
+Speed: the process that made the last evaluation keeps what it worked out (Memory); the next one, if
+no other evaluation ran between and no rule changed, decides again only the pairs whose inputs
+changed: a number read anew, a source that became busy or free, a rule whose targets changed, a
+wait or cooldown that ran out (docs/PERFORMANCE.md).
+
 Safety: the condition must hold without a break for the rule's minutes (the monitor keeps "cannot
 deliver since"; overflow keeps its own "since" per rule and source); a target must be able to
 deliver now, have an active queue, not be the source of an active reroute, not meet any rule's
@@ -17,20 +22,24 @@ back where a rule brought it from within the cooldown (no ping-pong).
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import dispatch, services
+from . import bulk, dispatch, services
 from .models import MonitorState, Number, Reroute, Rule, RuleDecision, RuleWatch
 from .sparkbot import Device
 
@@ -70,7 +79,7 @@ class Reading:
                 "undeliverable_since": _iso(self.undeliverable_since), "read_at": _iso(self.read_at)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Watch:
     """What one rule remembers of one source between evaluations (a RuleWatch row, without the ORM's cost)."""
 
@@ -97,6 +106,10 @@ class Fleet:
     rules: list[Rule]
     watches: dict[tuple[int, str], Watch]
     now: datetime
+    rule_keys: list[tuple[int, datetime]] = field(default_factory=list)  # (pk, updated_at) of the rules
+    minute: timedelta = field(default_factory=lambda: minutes(1))  # a rule's minute, read from settings once
+    rows: dict[str, tuple] = field(default_factory=dict)  # device id -> its row as read
+    changed: set[str] = field(default_factory=set)  # numbers read anew, or gone, since the memory's evaluation
     meeting: dict[int, list[Reading]] = field(default_factory=dict)  # rule id -> its sources meeting it now
     in_trouble: set[str] = field(default_factory=set)  # numbers that meet some rule's condition now
     overflow_limits: dict[str, Rule | None] = field(default_factory=dict)  # number -> lowest overflow rule
@@ -105,16 +118,20 @@ class Fleet:
     targets_by_rule: dict[int, list[Reading]] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.meeting = {rule.pk: _meeting(rule, self.numbers) for rule in self.rules}
+        self.meeting = _meeting_by_rule(self.rules, self.numbers)
         self.in_trouble = {number.device_id for meeting in self.meeting.values() for number in meeting}
         for source, target, when in self.rule_moves:
             self.last_rule_move[source, target] = max(when, self.last_rule_move.get((source, target), when))
 
     def possible_targets(self, rule: Rule) -> list[Reading]:
-        """The rule's targets, in its order, that are numbers with no problem of their own now."""
+        """The rule's targets that are numbers with no problem of their own now, best first: in the
+        rule's order, or for a pool the smallest queue first (ties in the rule's order)."""
         if rule.pk not in self.targets_by_rule:
             found = (self.numbers.get(device_id) for device_id in rule.targets)
-            self.targets_by_rule[rule.pk] = [n for n in found if n is not None and not self.target_problem(n)]
+            possible = [n for n in found if n is not None and not self.target_problem(n)]
+            if rule.target_kind == Rule.TargetKind.POOL:
+                possible.sort(key=lambda n: n.queue_total or 0)  # a stable sort keeps the rule's order in ties
+            self.targets_by_rule[rule.pk] = possible
         return self.targets_by_rule[rule.pk]
 
     def target_problem(self, target: Reading) -> str:
@@ -122,6 +139,24 @@ class Fleet:
         if target.device_id not in self.target_problems:
             self.target_problems[target.device_id] = _target_problem(target, self)
         return self.target_problems[target.device_id]
+
+    def context(self, rule: Rule) -> tuple[tuple, dict[str, int | None]]:
+        """What, beyond a source's reading and the rule's memory of it, the rule's decisions depend on
+        now: whether it is active, each target's own problem and the moves back (the context); and
+        for an overflow rule, each possible target's headroom: a source holding fewer messages
+        may go there (None: any)."""
+        targets, headrooms = [], {}
+        for device_id in rule.targets:
+            number = self.numbers.get(device_id)
+            problem = self.target_problem(number) if number else None
+            targets.append((device_id, problem))
+            if rule.condition == Rule.Condition.OVERFLOW and problem == "":
+                lowest = self.lowest_overflow_rule(device_id)
+                headrooms[device_id] = lowest.messages - (number.queue_total or 0) if lowest else None
+        since = self.now - self.minute * rule.cooldown_minutes
+        moved_back = sorted(pair for pair, when in self.last_rule_move.items()
+                            if when >= since and pair[0] in rule.targets)
+        return (in_active_hours(rule, self.now), tuple(targets), tuple(moved_back)), headrooms
 
     def lowest_overflow_rule(self, device_id: str) -> Rule | None:
         """The overflow rule with the lowest threshold among those covering this number."""
@@ -140,6 +175,7 @@ class Decision:
     outcome: str
     explain: Callable[[], tuple[str, dict]]
     target: Reading | None = None
+    until: datetime | None = None  # when time alone may change it (the wait or the cooldown is over)
 
     @cached_property
     def _explained(self) -> tuple[str, dict]:
@@ -158,6 +194,65 @@ class Decision:
         return self._explained
 
 
+class Settled(NamedTuple):
+    """A decision that repeats as long as what it was made from is the same: the source's reading (the
+    very object), whether the source is busy, the rule's context and the targets' headroom for the
+    messages it holds, and the time before `until`."""
+
+    source: Reading
+    busy: bool
+    outcome: str
+    until: datetime | None
+
+
+@dataclass
+class Memory:
+    """What this process worked out in the last evaluation it made. The next one trusts it only when
+    no other evaluation ran between the two and no rule changed: then the rules' memory of their
+    sources is what this process wrote, and a pair whose inputs did not change decides the same."""
+
+    token: str  # the evaluation's lease token
+    now: datetime
+    minute: timedelta  # a rule's minute then
+    rule_keys: list[tuple[int, datetime]]
+    rules: list[Rule]
+    rows: dict[str, tuple]  # device id -> its row as read
+    numbers: dict[str, Reading]
+    busy_sources: set[str]
+    watches: dict[tuple[int, str], Watch]  # the new rows' ids are known (bulk inserts return them)
+    remembered: dict[int, set[str]]
+    contexts: dict[int, tuple] = field(default_factory=dict)  # rule id -> its context
+    headrooms: dict[int, dict[str, int | None]] = field(default_factory=dict)  # rule id -> its targets' headroom
+    settled: dict[int, dict[str, Settled]] = field(default_factory=dict)  # rule id -> source -> decision
+    earliest: dict[int, datetime | None] = field(default_factory=dict)  # rule id -> the first `until` (or sooner)
+    touched: dict[int, set[str]] = field(default_factory=dict)  # rule id -> sources whose watch it wrote
+
+
+_memory: Memory | None = None
+_memory_lock = threading.Lock()
+
+
+def _recall(previous_token: str, now: datetime) -> Memory | None:
+    """This process's memory if it made the evaluation just before this one (taken: a failure leaves none)."""
+    global _memory
+    with _memory_lock:
+        memory, _memory = _memory, None
+    if memory is None or memory.token != previous_token or now < memory.now:
+        return None
+    return memory
+
+
+def _keep(memory: Memory) -> None:
+    global _memory
+    with _memory_lock:
+        _memory = memory
+
+
+def rules_forget() -> None:
+    """Forget what this process worked out: its next evaluation reads and decides everything."""
+    _recall("", timezone.now())
+
+
 @dataclass
 class Pending:
     """What an evaluation writes at its end, in bulk: the decisions that changed, and the memory of
@@ -165,6 +260,11 @@ class Pending:
 
     decided: list[tuple[Rule, Reading, Watch, Decision]] = field(default_factory=list)
     remembered: list[Watch] = field(default_factory=list)
+    fired: list[Watch] = field(default_factory=list)  # written already
+
+    @property
+    def touched(self) -> list[Watch]:
+        return [watch for _rule, _source, watch, _decision in self.decided] + self.remembered + self.fired
 
     def write(self) -> None:
         with transaction.atomic():
@@ -172,10 +272,10 @@ class Pending:
                 [RuleDecision(rule=rule, source_id=source.device_id, source_alias=source.alias,
                               outcome=decision.outcome, message=decision.message, readings=decision.readings)
                  for rule, source, watch, decision in self.decided], batch_size=500)
-            _write_watches([_watch_row(watch, last_message=decision.message, last_decision=row)
-                            for (_rule, _source, watch, decision), row in zip(self.decided, recorded)],
-                           fields=WATCH_ROW_FIELDS)
-            _write_watches([_watch_row(watch) for watch in self.remembered], fields=WATCH_MEMORY)
+            _write_watches([watch for _rule, _source, watch, _decision in self.decided], fields=WATCH_ROW_FIELDS,
+                           recorded=[{"last_message": decision.message, "last_decision": row}
+                                     for (_rule, _source, _watch, decision), row in zip(self.decided, recorded)])
+            _write_watches(self.remembered, fields=WATCH_MEMORY)
         would_fire = [row for row in recorded if row.outcome == Outcome.WOULD_FIRE]
         for row in would_fire:
             logger.info("rule %s: %s", row.rule_id, row.message)
@@ -192,58 +292,181 @@ def rules_evaluate(*, now: datetime | None = None, wait_seconds: float = 0) -> d
         return {}  # nothing to read the fleet for (the monitor's cycles end here without rules)
     token = uuid.uuid4().hex
     deadline = time.monotonic() + wait_seconds
-    while not _take_lease(token):
+    while (previous_token := _take_lease(token)) is None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)
+    ended = False
     try:
-        fleet = _read_fleet(now or timezone.now())
-        remembered = _remembered_sources(fleet.watches)
+        now = now or timezone.now()
+        fleet, memory = _read_fleet(now, _recall(previous_token, now))
+        remembered = memory.remembered if memory else _remembered_sources(fleet.watches)
+        kept = Memory(token=token, now=now, minute=fleet.minute, rule_keys=fleet.rule_keys, rules=fleet.rules,
+                      rows=fleet.rows, numbers=fleet.numbers, busy_sources=fleet.busy_sources, watches=fleet.watches,
+                      remembered=remembered)
         pending = Pending()
-        counts: dict[str, int] = {}
         for rule in fleet.rules:
-            for source in _watched_sources(rule, fleet, remembered.get(rule.pk, set())):
-                outcome = _evaluate_one(rule, source, fleet, pending)
-                counts[outcome] = counts.get(outcome, 0) + 1
+            _evaluate_rule(rule, fleet, remembered.get(rule.pk, set()), memory, kept, pending)
         pending.write()
-        return counts
+        _remember_sources(remembered, pending.touched)
+        for watch in pending.touched:
+            kept.touched.setdefault(watch.rule_id, set()).add(watch.source_id)
+        _keep(kept)
+        ended = True
+        counts = Counter(known.outcome for settled in kept.settled.values() for known in settled.values())
+        counts.update(Outcome.FIRED for _watch in pending.fired)
+        return dict(counts)
     finally:
-        _release_lease(token)
+        _release_lease(token, ended=ended)
 
 
-def _read_fleet(now: datetime) -> Fleet:
-    numbers = {row[0]: Reading(*row) for row in Number.objects.filter(listed=True).values_list(*NUMBER_FIELDS)}
-    rules = list(Rule.objects.filter(enabled=True))
+def _evaluate_rule(rule: Rule, fleet: Fleet, remembered: set[str], memory: Memory | None, kept: Memory,
+                   pending: Pending) -> None:
+    """Decide for each source the rule watches, and keep the decisions in `kept`. A decision the
+    memory holds for the same inputs is taken as it is: it was recorded when it was made. When the
+    rule's context and the time left it as it was, only the sources whose inputs changed are looked at."""
+    context, headrooms = fleet.context(rule)
+    kept.contexts[rule.pk], kept.headrooms[rule.pk] = context, headrooms
+    before: dict[str, Settled] = {}
+    if memory is not None and context == memory.contexts.get(rule.pk):
+        before = memory.settled.get(rule.pk, {})
+    redo = _headroom_moved(before, memory.headrooms.get(rule.pk, {}), headrooms) if before else set()
+    earliest = memory.earliest.get(rule.pk) if before else None
+    if before and (earliest is None or fleet.now < earliest):
+        settled = dict(before)
+        sources = _sources_to_look_at(rule, fleet, remembered, memory, settled, redo)
+    else:
+        settled, earliest = {}, None
+        sources = _watched_sources(rule, fleet, remembered)
+    busy_sources, now = fleet.busy_sources, fleet.now
+    for source in sources:
+        busy = source.device_id in busy_sources
+        known = before.get(source.device_id)
+        if (known is None or known.source is not source or known.busy != busy or source.device_id in redo
+                or (known.until is not None and now >= known.until)):
+            decision = _evaluate_one(rule, source, fleet, pending)
+            if decision.outcome == Outcome.FIRED:  # decided afresh next time (cooling down, or busy)
+                settled.pop(source.device_id, None)
+                continue
+            known = Settled(source, busy, decision.outcome, decision.until)
+        if known.until is not None and (earliest is None or known.until < earliest):
+            earliest = known.until
+        settled[source.device_id] = known
+    kept.settled[rule.pk], kept.earliest[rule.pk] = settled, earliest
+
+
+def _headroom_moved(settled: dict[str, Settled], before: dict[str, int | None],
+                    now: dict[str, int | None]) -> set[str]:
+    """The sources whose queue lies between a target's headroom then and now: whether that target
+    may take it changed. (A target that became possible or not changed the rule's context.)"""
+    bands = [(low, high) for low, high in (sorted((before[t], now[t]), key=_headroom_order)
+                                           for t in now if t in before and before[t] != now[t])]
+    return {source_id for source_id, known in settled.items()
+            if any(_below(low, known.source.queue_total or 0) and not _below(high, known.source.queue_total or 0)
+                   for low, high in bands)}
+
+
+def _headroom_order(headroom: int | None) -> float:
+    return math.inf if headroom is None else headroom
+
+
+def _below(headroom: int | None, total: int) -> bool:
+    """Whether `headroom` is at most `total` (None: no limit)."""
+    return headroom is not None and headroom <= total
+
+
+def _sources_to_look_at(rule: Rule, fleet: Fleet, remembered: set[str], memory: Memory,
+                        settled: dict[str, Settled], redo: set[str]) -> list[Reading]:
+    """The watched sources whose reading, busyness, memory or targets' headroom may have changed
+    since the memory's evaluation; those no longer watched leave `settled`."""
+    covered = _covers(rule)
+    maybe = (fleet.changed | (fleet.busy_sources ^ memory.busy_sources) | memory.touched.get(rule.pk, set())
+             | redo)
+    sources = []
+    for device_id in sorted(maybe):
+        source = fleet.numbers.get(device_id)
+        if source is not None and (device_id in remembered or (covered(device_id) and condition_met(rule, source))):
+            sources.append(source)
+        else:
+            settled.pop(device_id, None)
+    return sources
+
+
+def _read_fleet(now: datetime, memory: Memory | None) -> tuple[Fleet, Memory | None]:
+    """The fleet as the monitor last read it; the memory is dropped when a rule changed since."""
+    rule_keys = bulk.values_rows(Rule.objects.filter(enabled=True).order_by("pk"), ["pk", "updated_at"])
+    if memory is not None and (memory.rule_keys != rule_keys or memory.minute != minutes(1)):
+        memory = None
+    if memory is not None:
+        rules, watches = memory.rules, memory.watches
+    else:
+        rules = list(Rule.objects.filter(enabled=True))
+        watches = {(row[0], row[1]): Watch(*row)
+                   for row in bulk.values_rows(RuleWatch.objects.filter(rule__in=rules), WATCH_FIELDS)}
     longest = max((rule.cooldown_minutes for rule in rules), default=0)
     moves = Reroute.objects.filter(origin=Reroute.Origin.RULE, created_at__gte=now - minutes(longest))
-    return Fleet(
+    rows, numbers, changed = _readings(memory)
+    fleet = Fleet(
         numbers=numbers,
+        rows=rows,
+        changed=changed,
         busy_sources=set(Reroute.objects.filter(status__in=Reroute.ACTIVE).values_list("source_id", flat=True)),
         rule_moves=list(moves.values_list("source_id", "target_id", "created_at")),
         rules=rules,
-        watches={(row[0], row[1]): Watch(*row)
-                 for row in RuleWatch.objects.filter(rule__in=rules).values_list(*WATCH_FIELDS)},
+        watches=watches,
         now=now,
+        rule_keys=rule_keys,
     )
+    return fleet, memory
 
 
-def _meeting(rule: Rule, numbers: dict[str, Reading]) -> list[Reading]:
-    """The rule's sources that meet its condition now."""
-    if rule.all_sources:
-        covered = _covers(rule)
-        candidates = (n for n in numbers.values() if covered(n.device_id))
-    else:
-        candidates = (numbers[s] for s in dict.fromkeys(rule.sources) if s in numbers)
-    return [n for n in candidates if condition_met(rule, n)]
+def _readings(memory: Memory | None) -> tuple[dict[str, tuple], dict[str, Reading], set[str]]:
+    """Every listed number's row and reading, and the numbers whose row is not the memory's (read
+    anew, or gone). A reading that did not change is the very object the memory holds."""
+    known_rows, known = (memory.rows, memory.numbers) if memory else ({}, {})
+    rows, numbers, changed = {}, {}, set()
+    for row in bulk.values_rows(Number.objects.filter(listed=True), NUMBER_FIELDS):
+        device_id = row[0]
+        rows[device_id] = row
+        if known_rows.get(device_id) == row:
+            numbers[device_id] = known[device_id]
+        else:
+            numbers[device_id] = Reading(*row)
+            changed.add(device_id)
+    changed.update(known_rows.keys() - rows.keys())
+    return rows, numbers, changed
+
+
+def _meeting_by_rule(rules: list[Rule], numbers: dict[str, Reading]) -> dict[int, list[Reading]]:
+    """Rule id -> its sources that meet its condition now. Rules over every number share the work
+    of those with the same condition and threshold."""
+    meeting, everyone = {}, {}
+    for rule in rules:
+        if rule.all_sources:
+            key = (rule.condition, rule.messages)
+            if key not in everyone:
+                everyone[key] = [n for n in numbers.values() if condition_met(rule, n)]
+            left_out = set(rule.exceptions)
+            meeting[rule.pk] = [n for n in everyone[key] if n.device_id not in left_out]
+        else:
+            candidates = (numbers[s] for s in dict.fromkeys(rule.sources) if s in numbers)
+            meeting[rule.pk] = [n for n in candidates if condition_met(rule, n)]
+    return meeting
 
 
 def _remembered_sources(watches: dict[tuple[int, str], Watch]) -> dict[int, set[str]]:
     """Rule id -> the sources it still has a state for (waiting, cooling down, ...)."""
     remembered: dict[int, set[str]] = {}
-    for (rule_id, source), watch in watches.items():
-        if watch.met_since or watch.last_outcome not in ("", Outcome.CLEARED):
-            remembered.setdefault(rule_id, set()).add(source)
+    _remember_sources(remembered, watches.values())
     return remembered
+
+
+def _remember_sources(remembered: dict[int, set[str]], watches) -> None:
+    for watch in watches:
+        if watch.met_since or watch.last_outcome not in ("", Outcome.CLEARED):
+            remembered.setdefault(watch.rule_id, set()).add(watch.source_id)
+        else:
+            remembered.get(watch.rule_id, set()).discard(watch.source_id)
 
 
 def _watched_sources(rule: Rule, fleet: Fleet, remembered: set[str]) -> list[Reading]:
@@ -270,11 +493,14 @@ def condition_met(rule: Rule, number: Reading) -> bool:
     return number.can_deliver
 
 
-def _evaluate_one(rule: Rule, source: Reading, fleet: Fleet, pending: Pending) -> str:
-    watch = fleet.watches.get((rule.pk, source.device_id)) or Watch(rule_id=rule.pk, source_id=source.device_id)
+def _evaluate_one(rule: Rule, source: Reading, fleet: Fleet, pending: Pending) -> Decision:
+    watch = fleet.watches.get((rule.pk, source.device_id))
+    if watch is None:
+        watch = fleet.watches[rule.pk, source.device_id] = Watch(rule_id=rule.pk, source_id=source.device_id)
     decision = decide(rule, source, watch, fleet)
     if decision.outcome == Outcome.FIRED:
         _fire_and_record(rule, source, watch, decision, fleet.now)  # at once: it starts a reroute
+        pending.fired.append(watch)
     elif decision.outcome != watch.last_outcome:
         decision.explain_now()  # in the words of the readings before the memory below moves on
         watch.last_outcome = decision.outcome
@@ -283,7 +509,7 @@ def _evaluate_one(rule: Rule, source: Reading, fleet: Fleet, pending: Pending) -
     elif watch.pk is None or _overflow_clock_moved(rule, source, watch):
         _remember(watch, rule, source, fleet.now)
         pending.remembered.append(watch)
-    return decision.outcome
+    return decision
 
 
 def _overflow_clock_moved(rule: Rule, source: Reading, watch: Watch) -> bool:
@@ -307,11 +533,13 @@ def decide(rule: Rule, source: Reading, watch: Watch, fleet: Fleet) -> Decision:
     if watch.cooldown_until and watch.cooldown_until > now:
         cooldown_until = watch.cooldown_until
         return Decision(Outcome.COOLING_DOWN, lambda: (
-            f"{situation()}; cooling down until {local_time(cooldown_until, rule)} after the last move.", readings()))
-    left = minutes(rule.minutes) - (now - _met_since(rule, source, watch, now))
+            f"{situation()}; cooling down until {local_time(cooldown_until, rule)} after the last move.", readings()),
+            until=cooldown_until)
+    left = fleet.minute * rule.minutes - (now - _met_since(rule, source, watch, now))
     if left > timedelta(0):
         return Decision(Outcome.WAITING, lambda: (f"{situation()}; fires in {duration_words(left)} if it lasts.",
-                                                  readings(seconds_left=round(left.total_seconds()))))
+                                                  readings(seconds_left=round(left.total_seconds()))),
+                        until=now + left)
     if not in_active_hours(rule, now):
         return Decision(Outcome.OUTSIDE_HOURS, lambda: (
             f"{situation()}; outside the rule's active hours ({_hours(rule)}).", readings()))
@@ -352,12 +580,8 @@ def _met_since(rule: Rule, source: Reading, watch: Watch, now: datetime) -> date
 
 def choose_target(rule: Rule, source: Reading, fleet: Fleet) -> tuple[Reading | None, Callable[[], list[dict]]]:
     """The target to fire at (None if no candidate is healthy), and each candidate's check (when asked)."""
-    healthy = []
-    for number in fleet.possible_targets(rule):
-        if not _refused_for(rule, source, number, fleet):
-            healthy.append(number)
-            if rule.target_kind != Rule.TargetKind.POOL:
-                break  # one number, or the first of the list that can take it
+    target = next((number for number in fleet.possible_targets(rule)
+                   if not _refused_for(rule, source, number, fleet)), None)
 
     def checks() -> list[dict]:
         checked = []
@@ -370,11 +594,7 @@ def choose_target(rule: Rule, source: Reading, fleet: Fleet) -> tuple[Reading | 
                 break
         return checked
 
-    if not healthy:
-        return None, checks
-    if rule.target_kind == Rule.TargetKind.POOL:
-        return min(healthy, key=lambda n: (n.queue_total, rule.targets.index(n.device_id))), checks
-    return healthy[0], checks
+    return target, checks
 
 
 def unhealthy_because(rule: Rule, source: Reading, target: Reading, fleet: Fleet) -> str:
@@ -394,7 +614,7 @@ def _refused_for(rule: Rule, source: Reading, target: Reading, fleet: Fleet) -> 
         if lowest is not None and after >= lowest.messages:
             return f"would hold {after} messages afterwards, over rule “{lowest.name}”'s {lowest.messages}"
     moved_here = fleet.last_rule_move.get((target.device_id, source.device_id))
-    if moved_here is not None and moved_here >= fleet.now - minutes(rule.cooldown_minutes):
+    if moved_here is not None and moved_here >= fleet.now - fleet.minute * rule.cooldown_minutes:
         return "sent its queue here by rule within the cooldown (no moving it back and forth)"
     return ""
 
@@ -460,7 +680,7 @@ def _fire(rule: Rule, source: Reading, decision: Decision, *, episode: str) -> R
 def _save_watch(watch: Watch, rule: Rule, source: Reading, now: datetime, **recorded) -> None:
     """Write what the rule now remembers of the source; `recorded`: its last decision and sentence."""
     _remember(watch, rule, source, now)
-    _write_watches([_watch_row(watch, **recorded)], fields=[*WATCH_MEMORY, *recorded])
+    _write_watches([watch], fields=[*WATCH_MEMORY, *recorded], recorded=[recorded])
 
 
 def _remember(watch: Watch, rule: Rule, source: Reading, now: datetime) -> None:
@@ -477,11 +697,21 @@ def _watch_row(watch: Watch, **recorded) -> RuleWatch:
                      cooldown_until=watch.cooldown_until, last_outcome=watch.last_outcome, **recorded)
 
 
-def _write_watches(rows: list[RuleWatch], *, fields: list[str]) -> None:
-    """Create the new rows and change `fields` of the others. Many at once (an evaluation after rules
-    were enabled) are replaced instead: bulk_update's CASE over thousands of rows costs seconds."""
+def _write_watches(watches: list[Watch], *, fields: list[str], recorded: list[dict] | None = None) -> None:
+    """Create the new rows and change `fields` of the others (with `recorded`, each watch's last
+    decision and sentence). The new rows' ids are kept on their watches."""
+    rows = [_watch_row(watch, **more) for watch, more in zip(watches, recorded or [{}] * len(watches))]
+    _write_watch_rows(rows, fields=fields)
+    for watch, row in zip(watches, rows):
+        watch.pk = row.pk
+
+
+def _write_watch_rows(rows: list[RuleWatch], *, fields: list[str]) -> None:
+    """Rows deleted meanwhile (their rule was enabled again) are not brought back. Elsewhere than on
+    PostgreSQL, many at once (an evaluation after rules were enabled) are replaced instead of
+    updated: bulk_update's CASE over thousands of rows costs seconds."""
     new, known = [row for row in rows if row.pk is None], [row for row in rows if row.pk is not None]
-    if len(known) > 50:
+    if len(known) > 50 and connection.vendor != "postgresql":
         kept = RuleWatch.objects.in_bulk([row.pk for row in known])
         known = [row for row in known if row.pk in kept]  # a rule changed meanwhile forgot the others
         unchanged = [RuleWatch._meta.get_field(name).attname for name in WATCH_ROW_FIELDS if name not in fields]
@@ -491,7 +721,7 @@ def _write_watches(rows: list[RuleWatch], *, fields: list[str]) -> None:
         RuleWatch.objects.filter(pk__in=kept).delete()
         new, known = new + known, []
     RuleWatch.objects.bulk_create(new, batch_size=500)
-    RuleWatch.objects.bulk_update(known, fields, batch_size=500)
+    bulk.update_by_id(RuleWatch, known, fields)
 
 
 # Rules as people change them ------------------------------------------------------------
@@ -521,18 +751,28 @@ def rule_delete(*, rule: Rule) -> None:
 # One evaluation at a time ---------------------------------------------------------------
 
 
-def _take_lease(token: str) -> bool:
-    MonitorState.objects.get_or_create(pk=MonitorState.SINGLETON)
+def _take_lease(token: str) -> str | None:
+    """Evaluate now, alone: the token of the evaluation before this one if it ended ("" if not);
+    None when another evaluation holds the lease. The token is cleared while this one runs, so
+    that one that dies midway leaves none behind."""
     now = timezone.now()
+    state = MonitorState.objects.filter(pk=MonitorState.SINGLETON)
+    previous = state.values_list("evaluation_last", flat=True).first()
+    if previous is None:
+        MonitorState.objects.get_or_create(pk=MonitorState.SINGLETON)
+        previous = ""
     free = Q(evaluation_until__isnull=True) | Q(evaluation_until__lt=now)
     until = now + timedelta(seconds=settings.RULES_EVALUATION_LEASE_SECONDS)
-    return bool(MonitorState.objects.filter(free, pk=MonitorState.SINGLETON).update(
-        evaluation_owner=token, evaluation_until=until))
+    taken = state.filter(free, evaluation_last=previous).update(
+        evaluation_owner=token, evaluation_until=until, evaluation_last="")
+    return previous if taken else None
 
 
-def _release_lease(token: str) -> None:
+def _release_lease(token: str, *, ended: bool) -> None:
+    """Let the next evaluation start; if this one ended, it is the one whose work the next may reuse."""
+    last = {"evaluation_last": token if ended else ""}
     MonitorState.objects.filter(pk=MonitorState.SINGLETON, evaluation_owner=token).update(
-        evaluation_owner="", evaluation_until=None)
+        evaluation_owner="", evaluation_until=None, **last)
 
 
 def on_monitor_cycle_ended(sender, **kwargs) -> None:

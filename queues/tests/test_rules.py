@@ -266,7 +266,7 @@ def test_it_writes_many_watches_at_once_keeping_what_the_write_does_not_change(m
     rows = [RuleWatch(pk=w.pk, rule_id=watched.pk, source_id=w.source_id, met_since=since,
                       last_outcome="cooling_down") for w in stored]
     RuleWatch.objects.filter(pk=stored[0].pk).delete()  # its rule was changed meanwhile: not brought back
-    rules._write_watches(rows, fields=rules.WATCH_MEMORY)
+    rules._write_watch_rows(rows, fields=rules.WATCH_MEMORY)
     after = {w.source_id: w for w in RuleWatch.objects.filter(rule=watched)}
     assert len(after) == 59 and stored[0].source_id not in after
     assert all(w.met_since == since and w.last_outcome == "cooling_down" for w in after.values())
