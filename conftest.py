@@ -29,6 +29,28 @@ def pytest_configure(config):
     os.environ.update(PLAIN_HTTP)
     for name in PLAIN_HTTP:
         setattr(settings, name, False)
+    _flush_tries_again_after_a_deadlock()
+
+
+def _flush_tries_again_after_a_deadlock() -> None:
+    """A module's worker keeps its beat running between tests: a monitor cycle that writes while a
+    transactional test's flush truncates the tables can deadlock with it, and PostgreSQL aborts one
+    of the two. When it aborts the flush, the flush runs again (the worker's transaction is short)."""
+    from django.core.management.base import CommandError
+    from django.core.management.commands import flush
+
+    handle = flush.Command.handle
+
+    def handle_again_after_a_deadlock(self, **options):
+        for attempt in range(5):
+            try:
+                return handle(self, **options)
+            except CommandError as error:
+                if attempt == 4 or "deadlock detected" not in str(error.__cause__):
+                    raise
+                time.sleep(0.2)
+
+    flush.Command.handle = handle_again_after_a_deadlock
 
 
 @pytest.fixture(scope="session")

@@ -106,7 +106,7 @@ class Fleet:
     rules: list[Rule]
     watches: dict[tuple[int, str], Watch]
     now: datetime
-    rule_keys: list[tuple[int, datetime]] = field(default_factory=list)  # (pk, updated_at) of the rules
+    rule_keys: list[tuple] = field(default_factory=list)  # (pk, updated_at, owner) of the rules
     minute: timedelta = field(default_factory=lambda: minutes(1))  # a rule's minute, read from settings once
     rows: dict[str, tuple] = field(default_factory=dict)  # device id -> its row as read
     changed: set[str] = field(default_factory=set)  # numbers read anew, or gone, since the memory's evaluation
@@ -214,7 +214,7 @@ class Memory:
     token: str  # the evaluation's lease token
     now: datetime
     minute: timedelta  # a rule's minute then
-    rule_keys: list[tuple[int, datetime]]
+    rule_keys: list[tuple]
     rules: list[Rule]
     rows: dict[str, tuple]  # device id -> its row as read
     numbers: dict[str, Reading]
@@ -394,7 +394,8 @@ def _sources_to_look_at(rule: Rule, fleet: Fleet, remembered: set[str], memory: 
 
 def _read_fleet(now: datetime, memory: Memory | None) -> tuple[Fleet, Memory | None]:
     """The fleet as the monitor last read it; the memory is dropped when a rule changed since."""
-    rule_keys = bulk.values_rows(Rule.objects.filter(enabled=True).order_by("pk"), ["pk", "updated_at"])
+    enabled = Rule.objects.filter(enabled=True).order_by("pk")
+    rule_keys = bulk.values_rows(enabled, ["pk", "updated_at", "owner_id"])  # the owner fires; it may be deleted
     if memory is not None and (memory.rule_keys != rule_keys or memory.minute != minutes(1)):
         memory = None
     if memory is not None:

@@ -156,3 +156,15 @@ def test_it_forgets_when_a_rule_changed(manager):
     rules.rule_switch(rule=overflow, enabled=True, dry_run=False)
     assert rules.rules_evaluate() == {Outcome.FIRED: 1}
     assert Reroute.objects.get().rule == overflow
+
+
+def test_it_reads_the_rule_again_when_its_owner_was_deleted(manager):
+    now = timezone.now()
+    overflow = evaluating_pool(manager)
+    rules.rule_switch(rule=overflow, enabled=True, dry_run=False)
+    Rule.objects.filter(pk=overflow.pk).update(minutes=1)
+    assert rules.rules_evaluate(now=now) == {Outcome.WAITING: 1}
+    manager.delete()  # the rule stays, its owner's name kept
+    assert rules.rules_evaluate(now=now + timedelta(minutes=2)) == {Outcome.FIRED: 1}
+    fired = Reroute.objects.get()
+    assert fired.requested_by is None and fired.requested_by_username == "manager"
