@@ -116,6 +116,7 @@ class Fleet:
     target_problems: dict[str, str] = field(default_factory=dict)  # number -> why no rule may route to it
     last_rule_move: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (source, target) -> when
     targets_by_rule: dict[int, list[Reading]] = field(default_factory=dict)
+    contexts: dict[tuple, tuple[tuple, dict]] = field(default_factory=dict)  # see context()
 
     def __post_init__(self):
         self.meeting = _meeting_by_rule(self.rules, self.numbers)
@@ -144,7 +145,14 @@ class Fleet:
         """What, beyond a source's reading and the rule's memory of it, the rule's decisions depend on
         now: whether it is active, each target's own problem and the moves back (the context); and
         for an overflow rule, each possible target's headroom: a source holding fewer messages
-        may go there (None: any)."""
+        may go there (None: any). Rules alike in these share it."""
+        alike = (rule.condition, tuple(rule.targets), rule.cooldown_minutes, rule.active_from, rule.active_until,
+                 rule.time_zone)
+        if alike not in self.contexts:
+            self.contexts[alike] = self._context(rule)
+        return self.contexts[alike]
+
+    def _context(self, rule: Rule) -> tuple[tuple, dict[str, int | None]]:
         targets, headrooms = [], {}
         for device_id in rule.targets:
             number = self.numbers.get(device_id)
@@ -224,6 +232,7 @@ class Memory:
     contexts: dict[int, tuple] = field(default_factory=dict)  # rule id -> its context
     headrooms: dict[int, dict[str, int | None]] = field(default_factory=dict)  # rule id -> its targets' headroom
     settled: dict[int, dict[str, Settled]] = field(default_factory=dict)  # rule id -> source -> decision
+    counts: dict[int, Counter] = field(default_factory=dict)  # rule id -> its settled decisions by outcome
     earliest: dict[int, datetime | None] = field(default_factory=dict)  # rule id -> the first `until` (or sooner)
     touched: dict[int, set[str]] = field(default_factory=dict)  # rule id -> sources whose watch it wrote
 
@@ -288,7 +297,8 @@ class Pending:
 def rules_evaluate(*, now: datetime | None = None, wait_seconds: float = 0) -> dict[str, int] | None:
     """One evaluation of every enabled rule; None when another process evaluates now (after waiting
     up to `wait_seconds` for it)."""
-    if not Rule.objects.filter(enabled=True).exists():
+    rule_keys = bulk.values_rows(Rule.objects.filter(enabled=True).order_by("pk"), ["pk", "updated_at", "owner_id"])
+    if not rule_keys:
         return {}  # nothing to read the fleet for (the monitor's cycles end here without rules)
     token = uuid.uuid4().hex
     deadline = time.monotonic() + wait_seconds
@@ -299,7 +309,7 @@ def rules_evaluate(*, now: datetime | None = None, wait_seconds: float = 0) -> d
     ended = False
     try:
         now = now or timezone.now()
-        fleet, memory = _read_fleet(now, _recall(previous_token, now))
+        fleet, memory = _read_fleet(now, rule_keys, _recall(previous_token, now))
         remembered = memory.remembered if memory else _remembered_sources(fleet.watches)
         kept = Memory(token=token, now=now, minute=fleet.minute, rule_keys=fleet.rule_keys, rules=fleet.rules,
                       rows=fleet.rows, numbers=fleet.numbers, busy_sources=fleet.busy_sources, watches=fleet.watches,
@@ -313,9 +323,10 @@ def rules_evaluate(*, now: datetime | None = None, wait_seconds: float = 0) -> d
             kept.touched.setdefault(watch.rule_id, set()).add(watch.source_id)
         _keep(kept)
         ended = True
-        counts = Counter(known.outcome for settled in kept.settled.values() for known in settled.values())
-        counts.update(Outcome.FIRED for _watch in pending.fired)
-        return dict(counts)
+        counts = Counter({Outcome.FIRED: len(pending.fired)})
+        for rule_counts in kept.counts.values():
+            counts.update(rule_counts)
+        return dict(+counts)
     finally:
         _release_lease(token, ended=ended)
 
@@ -333,10 +344,12 @@ def _evaluate_rule(rule: Rule, fleet: Fleet, remembered: set[str], memory: Memor
     redo = _headroom_moved(before, memory.headrooms.get(rule.pk, {}), headrooms) if before else set()
     earliest = memory.earliest.get(rule.pk) if before else None
     if before and (earliest is None or fleet.now < earliest):
-        settled = dict(before)
-        sources = _sources_to_look_at(rule, fleet, remembered, memory, settled, redo)
+        settled, counts = dict(before), Counter(memory.counts[rule.pk])
+        sources, gone = _sources_to_look_at(rule, fleet, remembered, memory, redo)
+        for device_id in gone:
+            _settle(settled, counts, device_id, None)
     else:
-        settled, earliest = {}, None
+        settled, counts, earliest = {}, Counter(), None
         sources = _watched_sources(rule, fleet, remembered)
     busy_sources, now = fleet.busy_sources, fleet.now
     for source in sources:
@@ -345,14 +358,22 @@ def _evaluate_rule(rule: Rule, fleet: Fleet, remembered: set[str], memory: Memor
         if (known is None or known.source is not source or known.busy != busy or source.device_id in redo
                 or (known.until is not None and now >= known.until)):
             decision = _evaluate_one(rule, source, fleet, pending)
-            if decision.outcome == Outcome.FIRED:  # decided afresh next time (cooling down, or busy)
-                settled.pop(source.device_id, None)
-                continue
-            known = Settled(source, busy, decision.outcome, decision.until)
-        if known.until is not None and (earliest is None or known.until < earliest):
+            fired = decision.outcome == Outcome.FIRED  # then decided afresh next time (cooling down, or busy)
+            known = None if fired else Settled(source, busy, decision.outcome, decision.until)
+        if known is not None and known.until is not None and (earliest is None or known.until < earliest):
             earliest = known.until
-        settled[source.device_id] = known
-    kept.settled[rule.pk], kept.earliest[rule.pk] = settled, earliest
+        _settle(settled, counts, source.device_id, known)
+    kept.settled[rule.pk], kept.counts[rule.pk], kept.earliest[rule.pk] = settled, counts, earliest
+
+
+def _settle(settled: dict[str, Settled], counts: Counter, device_id: str, known: Settled | None) -> None:
+    """Keep (or, with None, drop) a source's decision, and the count of the rule's decisions by outcome."""
+    before = settled.pop(device_id, None)
+    if before is not None:
+        counts[before.outcome] -= 1
+    if known is not None:
+        settled[device_id] = known
+        counts[known.outcome] += 1
 
 
 def _headroom_moved(settled: dict[str, Settled], before: dict[str, int | None],
@@ -361,6 +382,8 @@ def _headroom_moved(settled: dict[str, Settled], before: dict[str, int | None],
     may take it changed. (A target that became possible or not changed the rule's context.)"""
     bands = [(low, high) for low, high in (sorted((before[t], now[t]), key=_headroom_order)
                                            for t in now if t in before and before[t] != now[t])]
+    if not bands:
+        return set()
     return {source_id for source_id, known in settled.items()
             if any(_below(low, known.source.queue_total or 0) and not _below(high, known.source.queue_total or 0)
                    for low, high in bands)}
@@ -376,26 +399,25 @@ def _below(headroom: int | None, total: int) -> bool:
 
 
 def _sources_to_look_at(rule: Rule, fleet: Fleet, remembered: set[str], memory: Memory,
-                        settled: dict[str, Settled], redo: set[str]) -> list[Reading]:
+                        redo: set[str]) -> tuple[list[Reading], list[str]]:
     """The watched sources whose reading, busyness, memory or targets' headroom may have changed
-    since the memory's evaluation; those no longer watched leave `settled`."""
+    since the memory's evaluation, and the ids of those no longer watched."""
     covered = _covers(rule)
     maybe = (fleet.changed | (fleet.busy_sources ^ memory.busy_sources) | memory.touched.get(rule.pk, set())
              | redo)
-    sources = []
+    sources, gone = [], []
     for device_id in sorted(maybe):
         source = fleet.numbers.get(device_id)
         if source is not None and (device_id in remembered or (covered(device_id) and condition_met(rule, source))):
             sources.append(source)
         else:
-            settled.pop(device_id, None)
-    return sources
+            gone.append(device_id)
+    return sources, gone
 
 
-def _read_fleet(now: datetime, memory: Memory | None) -> tuple[Fleet, Memory | None]:
-    """The fleet as the monitor last read it; the memory is dropped when a rule changed since."""
-    enabled = Rule.objects.filter(enabled=True).order_by("pk")
-    rule_keys = bulk.values_rows(enabled, ["pk", "updated_at", "owner_id"])  # the owner fires; it may be deleted
+def _read_fleet(now: datetime, rule_keys: list[tuple], memory: Memory | None) -> tuple[Fleet, Memory | None]:
+    """The fleet as the monitor last read it; the memory is dropped when a rule changed since (`rule_keys`:
+    the enabled rules' ids, times of change and owners: the owner fires, and may have been deleted)."""
     if memory is not None and (memory.rule_keys != rule_keys or memory.minute != minutes(1)):
         memory = None
     if memory is not None:
