@@ -236,6 +236,19 @@ class Memory:
     earliest: dict[int, datetime | None] = field(default_factory=dict)  # rule id -> the first `until` (or sooner)
     touched: dict[int, set[str]] = field(default_factory=dict)  # rule id -> sources whose watch it wrote
 
+    def note_written(self, watches: list[Watch]) -> None:
+        """The rules' memory of these sources was written: the next evaluation looks at them again."""
+        _remember_sources(self.remembered, watches)
+        for watch in watches:
+            self.touched.setdefault(watch.rule_id, set()).add(watch.source_id)
+
+    def outcomes(self, *, fired: int) -> dict[str, int]:
+        """How many sources each outcome was decided for (fired ones are not kept)."""
+        counts = Counter({Outcome.FIRED: fired})
+        for rule_counts in self.counts.values():
+            counts.update(rule_counts)
+        return dict(+counts)
+
 
 _memory: Memory | None = None
 _memory_lock = threading.Lock()
@@ -318,15 +331,10 @@ def rules_evaluate(*, now: datetime | None = None, wait_seconds: float = 0) -> d
         for rule in fleet.rules:
             _evaluate_rule(rule, fleet, remembered.get(rule.pk, set()), memory, kept, pending)
         pending.write()
-        _remember_sources(remembered, pending.touched)
-        for watch in pending.touched:
-            kept.touched.setdefault(watch.rule_id, set()).add(watch.source_id)
+        kept.note_written(pending.touched)
         _keep(kept)
         ended = True
-        counts = Counter({Outcome.FIRED: len(pending.fired)})
-        for rule_counts in kept.counts.values():
-            counts.update(rule_counts)
-        return dict(+counts)
+        return kept.outcomes(fired=len(pending.fired))
     finally:
         _release_lease(token, ended=ended)
 
