@@ -168,3 +168,20 @@ def test_it_reads_the_rule_again_when_its_owner_was_deleted(manager):
     assert rules.rules_evaluate(now=now + timedelta(minutes=2)) == {Outcome.FIRED: 1}
     fired = Reroute.objects.get()
     assert fired.requested_by is None and fired.requested_by_username == "manager"
+
+
+def test_it_decides_again_for_a_source_a_target_can_no_longer_take_when_only_the_target_changed(manager):
+    now = timezone.now()
+    for device_id, total in (("a" * 24, 80), ("b" * 24, 0)):
+        Number.objects.create(device_id=device_id, alias=device_id[:1].upper(), account_status="operative",
+                              session_status="online", can_deliver=True, state_since=now, listed_at=now,
+                              queue_status="active", queue_total=total, read_at=now)
+    fields = {"owner": manager, "owner_username": "manager", "enabled": True, "dry_run": True,
+              "condition": "overflow", "minutes": 0, "cooldown_minutes": 30}
+    Rule.objects.create(name="A overflows to B", sources=["a" * 24], targets=["b" * 24], messages=50, **fields)
+    Rule.objects.create(name="B overflows", sources=["b" * 24], targets=["a" * 24], messages=100, **fields)
+    assert rules.rules_evaluate(now=now) == {Outcome.WOULD_FIRE: 1}  # B would hold 80, under its 100
+    Number.objects.filter(device_id="b" * 24).update(queue_total=30, read_at=now)  # B read again: 110 afterwards
+    assert rules.rules_evaluate(now=now + timedelta(seconds=10)) == {Outcome.NO_HEALTHY_TARGET: 1}
+    decision = RuleDecision.objects.filter(rule__name="A overflows to B").order_by("-id").first()
+    assert "would hold 110 messages afterwards, over rule “B overflows”'s 100" in decision.message
