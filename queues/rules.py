@@ -254,12 +254,15 @@ _memory: Memory | None = None
 _memory_lock = threading.Lock()
 
 
-def _recall(previous_token: str, now: datetime) -> Memory | None:
-    """This process's memory if it made the evaluation just before this one (taken: a failure leaves none)."""
+def _recall(*, previous_token: str, now: datetime, rule_keys: list[tuple]) -> Memory | None:
+    """This process's memory, taken (a failure leaves none), if it may be trusted: this process made
+    the evaluation just before this one, no enabled rule changed (`rule_keys`: ids, times of change,
+    owners: the owner fires, and may have been deleted), a rule's minute is as long, and time moved on."""
     global _memory
     with _memory_lock:
         memory, _memory = _memory, None
-    if memory is None or memory.token != previous_token or now < memory.now:
+    if (memory is None or memory.token != previous_token or now < memory.now or memory.rule_keys != rule_keys
+            or memory.minute != minutes(1)):
         return None
     return memory
 
@@ -272,7 +275,9 @@ def _keep(memory: Memory) -> None:
 
 def rules_forget() -> None:
     """Forget what this process worked out: its next evaluation reads and decides everything."""
-    _recall("", timezone.now())
+    global _memory
+    with _memory_lock:
+        _memory = None
 
 
 @dataclass
@@ -322,7 +327,8 @@ def rules_evaluate(*, now: datetime | None = None, wait_seconds: float = 0) -> d
     ended = False
     try:
         now = now or timezone.now()
-        fleet, memory = _read_fleet(now, rule_keys, _recall(previous_token, now))
+        memory = _recall(previous_token=previous_token, now=now, rule_keys=rule_keys)
+        fleet = _read_fleet(now, rule_keys, memory)
         remembered = memory.remembered if memory else _remembered_sources(fleet.watches)
         kept = Memory(token=token, now=now, minute=fleet.minute, rule_keys=fleet.rule_keys, rules=fleet.rules,
                       rows=fleet.rows, numbers=fleet.numbers, busy_sources=fleet.busy_sources, watches=fleet.watches,
@@ -423,11 +429,9 @@ def _sources_to_look_at(rule: Rule, fleet: Fleet, remembered: set[str], memory: 
     return sources, gone
 
 
-def _read_fleet(now: datetime, rule_keys: list[tuple], memory: Memory | None) -> tuple[Fleet, Memory | None]:
-    """The fleet as the monitor last read it; the memory is dropped when a rule changed since (`rule_keys`:
-    the enabled rules' ids, times of change and owners: the owner fires, and may have been deleted)."""
-    if memory is not None and (memory.rule_keys != rule_keys or memory.minute != minutes(1)):
-        memory = None
+def _read_fleet(now: datetime, rule_keys: list[tuple], memory: Memory | None) -> Fleet:
+    """The fleet as the monitor last read it; the rules and their memory of each source are the
+    memory's, when there is one."""
     if memory is not None:
         rules, watches = memory.rules, memory.watches
     else:
@@ -437,7 +441,7 @@ def _read_fleet(now: datetime, rule_keys: list[tuple], memory: Memory | None) ->
     longest = max((rule.cooldown_minutes for rule in rules), default=0)
     moves = Reroute.objects.filter(origin=Reroute.Origin.RULE, created_at__gte=now - minutes(longest))
     rows, numbers, changed = _readings(memory)
-    fleet = Fleet(
+    return Fleet(
         numbers=numbers,
         rows=rows,
         changed=changed,
@@ -448,7 +452,6 @@ def _read_fleet(now: datetime, rule_keys: list[tuple], memory: Memory | None) ->
         now=now,
         rule_keys=rule_keys,
     )
-    return fleet, memory
 
 
 def _readings(memory: Memory | None) -> tuple[dict[str, tuple], dict[str, Reading], set[str]]:
