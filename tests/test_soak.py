@@ -135,7 +135,11 @@ def test_it_holds_every_invariant_through_the_short_soak(tmp_path):
     assert {name: v["violated"] for name, v in summary["invariants"].items() if v["violated"]} == {}, report
     assert result.returncode == 0, report
     assert summary["drained"] and summary["reroutes_ended"] >= 300
-    assert summary["disruptions"] == {"kill": 1, "redis": 1, "postgres": 1}, summary["disruption_problems"]
+    # A worker may also exit by itself when its Redis restarts (Celery; docs/RELIABILITY.md): the soak
+    # restarts it as a supervisor would, and every invariant must still hold.
+    planned = {kind: n for kind, n in summary["disruptions"].items() if kind != "exited by itself"}
+    assert planned == {"kill": 1, "redis": 1, "postgres": 1}, summary["disruption_problems"]
+    assert summary["disruption_problems"] == [], summary["worker_exits"]
     assert sum(summary["faults_injected"].values()) >= 50
     assert sum(1 for n in summary["faults_injected"].values() if n) >= 4
     assert summary["handover_runs_started"] >= 2
