@@ -1,8 +1,8 @@
 """Every write of a reroute: requesting it, running one attempt of it, ending it, and finding lost ones.
 
 Fencing: an attempt keeps the reroute's `fence` value from when it took the reroute. Each write
-it makes re-reads the row under a lock and goes ahead only while the reroute is active and the
-fence is still its own (`_fenced`). The sweeper bumps the fence when it recovers a silent
+it makes goes ahead only while the reroute is active and the fence is still its own: one conditional
+UPDATE both checks that and takes the row's lock (`_fenced`, `_fenced_write`). The sweeper bumps the fence when it recovers a silent
 attempt, so a late attempt can never end a reroute a second time: it writes one note saying it
 came late, and nothing else.
 
@@ -25,9 +25,11 @@ from typing import Any, Callable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import audit, dispatch, sentences, sparkbot
+from . import audit, bulk, dispatch, sentences, sparkbot
 from .models import Reroute, RerouteEvent
 from .sentences import PAUSE, READ, READ_AGAIN, ROUTE
 from .sparkbot import Device, QueueStats, SparkBotError
@@ -95,14 +97,13 @@ def reroute_request(
         target_id=target.id, target_alias=target.alias, target_phone=target.phone,
         search_text=search_text(note, source, target),
     )
+    requested = RerouteEvent(kind=Kind.REQUESTED, message=sentences.requested(asked.requested_by_username,
+                                                                               source.label, target.label))
     try:  # a key used before fails the insert: _existing_or_busy tells which request it was
-        with transaction.atomic():
-            asked.save()
-            _event(asked, Kind.REQUESTED, sentences.requested(asked.requested_by_username, source.label,
-                                                              target.label))
-            transaction.on_commit(lambda: _publish_first_attempt(asked))
+        bulk.insert_with_child(asked, requested, link="reroute")
     except IntegrityError as error:
         return _existing_or_busy(asked, error)
+    transaction.on_commit(lambda: _publish_first_attempt(asked))
     return asked
 
 
@@ -150,18 +151,13 @@ def reroute_claim(*, reroute_id: int, attempt: int) -> Reroute | None:
     scheduled it (or whose silent attempt n-1 the sweeper recovered). A duplicate or late
     task message therefore does nothing. Taking it bumps the fence.
     """
-    with transaction.atomic():
-        reroute = Reroute.objects.select_for_update().filter(pk=reroute_id).first()
-        if reroute is None:
-            return None
-        first = attempt == 1 and reroute.status == Reroute.Status.QUEUED
-        follow_up = attempt > 1 and reroute.status == Reroute.Status.RUNNING and reroute.attempts == attempt - 1
-        if not (first or follow_up):
-            return None
-        _save(reroute, status=Reroute.Status.RUNNING, attempts=attempt, fence=reroute.fence + 1,
-              started_at=reroute.started_at or timezone.now())
-        _event(reroute, Kind.STARTED, sentences.started(attempt))
-    return reroute
+    ours = (Q(status=Reroute.Status.QUEUED) if attempt == 1
+            else Q(status=Reroute.Status.RUNNING, attempts=attempt - 1))
+    now = timezone.now()
+    taken = {"status": Reroute.Status.RUNNING, "attempts": attempt, "fence": F("fence") + 1, "updated_at": now,
+             "started_at": Coalesce("started_at", Value(now, output_field=DateTimeField()))}
+    started = RerouteEvent(reroute_id=reroute_id, kind=Kind.STARTED, message=sentences.started(attempt))
+    return bulk.update_then_insert(Reroute, reroute_id, ours, taken, started)
 
 
 def reroute_execute(*, reroute_id: int, attempt: int = 1) -> float | None:
@@ -207,8 +203,11 @@ def _route(reroute: Reroute) -> None:
     """
     client = sparkbot.client()
     if reroute.routed_at is None:
+        first = not reroute.stats_before
         now = _call(reroute, READ, lambda: client.queue_stats(reroute.source_id)[0],
-                    record=lambda stats: {} if reroute.stats_before else _first_reading(reroute, stats))
+                    record=lambda stats: _first_reading(reroute, stats) if first else {})
+        if first:
+            _note_status_unknown(reroute, now)
         if now.total == 0:
             _finish_empty(reroute, now)
             return
@@ -227,12 +226,16 @@ def _route(reroute: Reroute) -> None:
 
 def _first_reading(reroute: Reroute, stats: QueueStats) -> dict:
     fields = {"stats_before": _stats_dict(stats)}
-    if _pauses_source(reroute) and stats.total:
-        if stats.status in PAUSABLE:
-            fields["source_queue_status"] = stats.status
-        elif stats.status is None:
-            _event(reroute, Kind.CALL, sentences.not_paused_status_unknown(reroute.source_label))
+    if _pauses_source(reroute) and stats.total and stats.status in PAUSABLE:
+        fields["source_queue_status"] = stats.status
     return fields
+
+
+def _note_status_unknown(reroute: Reroute, stats: QueueStats) -> None:
+    """A handover that pauses its sources cannot pause one whose status SparkBot did not say."""
+    if _pauses_source(reroute) and stats.total and stats.status is None:
+        with _fenced(reroute):
+            _event(reroute, Kind.CALL, sentences.not_paused_status_unknown(reroute.source_label))
 
 
 def _finish_empty(reroute: Reroute, now: QueueStats) -> None:
@@ -245,23 +248,21 @@ def _finish_empty(reroute: Reroute, now: QueueStats) -> None:
 def _call(reroute: Reroute, what: str, call: Callable[[], Any],
           record: Callable[[Any], dict] = lambda result: {}) -> Any:
     """Make one SparkBot call; record its duration and answer as an event, with `record(result)`'s
-    fields of the reroute saved in the same transaction. Each answer is a sign of life."""
+    fields of the reroute, in one fenced write. Each answer is a sign of life."""
     started = time.perf_counter()
     try:
         result = call()
     except SparkBotError as error:
         seconds = time.perf_counter() - started
         reroute.sparkbot_seconds += seconds
-        with _fenced(reroute, late=sentences.call_failed(what, error)):
-            _event(reroute, Kind.CALL, sentences.call_failed(what, error), sentences.call_detail(what, seconds, error))
+        sentence = sentences.call_failed(what, error)
+        _fenced_write(reroute, Kind.CALL, sentence, sentences.call_detail(what, seconds, error), late=sentence)
         raise
     seconds = time.perf_counter() - started
     reroute.sparkbot_seconds += seconds
-    with _fenced(reroute, late=sentences.call_answered(what)):
-        fields = record(result)
-        _event(reroute, Kind.CALL, sentences.call_answered(what), sentences.call_detail(what, seconds))
-        if fields:
-            _save(reroute, **fields)
+    sentence = sentences.call_answered(what)
+    _fenced_write(reroute, Kind.CALL, sentence, sentences.call_detail(what, seconds), late=sentence,
+                  fields=record(result))
     return result
 
 
@@ -410,11 +411,27 @@ def _fenced(reroute: Reroute, *, late: str = ""):
     """
     with transaction.atomic():
         if not Reroute.objects.sign_of_life(reroute):
-            ended = Reroute.objects.filter(pk=reroute.pk).exclude(status__in=Reroute.ACTIVE).exists()
-            superseded = Superseded(ended=ended or not Reroute.objects.filter(pk=reroute.pk).exists())
-            superseded.late = late
-            raise superseded
+            raise _superseded(reroute, late)
         yield
+
+
+def _fenced_write(reroute: Reroute, kind: str, message: str, detail: dict, *, late: str, fields=None) -> None:
+    """What `with _fenced(reroute): _event(...); _save(reroute, **fields)` writes, in one statement."""
+    fields = fields or {}
+    held = Q(fence=reroute.fence, status__in=Reroute.ACTIVE)
+    values = {"updated_at": timezone.now(), "sparkbot_seconds": reroute.sparkbot_seconds, **fields}
+    event = RerouteEvent(reroute=reroute, kind=kind, message=message, detail=detail)
+    if bulk.update_then_insert(Reroute, reroute.pk, held, values, event) is None:
+        raise _superseded(reroute, late)
+    for name, value in fields.items():
+        setattr(reroute, name, value)
+
+
+def _superseded(reroute: Reroute, late: str) -> Superseded:
+    ended = Reroute.objects.filter(pk=reroute.pk).exclude(status__in=Reroute.ACTIVE).exists()
+    superseded = Superseded(ended=ended or not Reroute.objects.filter(pk=reroute.pk).exists())
+    superseded.late = late
+    return superseded
 
 
 def _note_superseded(reroute: Reroute, superseded: Superseded) -> None:
