@@ -17,13 +17,14 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pgtrigger
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
@@ -210,7 +211,8 @@ def archived_delete(*, plan: ArchivePlan) -> int:
     archive run moved the mark meanwhile.
     """
     using = router.db_for_write(Reroute)
-    with transaction.atomic(using=using), pgtrigger.ignore(*ARCHIVE_MAY_DELETE, databases=[using]):
+    with (transaction.atomic(using=using), _values_bound_in_the_statement(using),
+          pgtrigger.ignore(*ARCHIVE_MAY_DELETE, databases=[using])):
         reroutes = Reroute.objects.using(using).filter(chain_seq__range=(plan.first_seq, plan.last_seq))
         detached = _detach_links(reroutes, using)
         RerouteEvent.objects.using(using).filter(reroute__in=reroutes.values("pk"))._raw_delete(using)
@@ -222,6 +224,26 @@ def archived_delete(*, plan: ArchivePlan) -> int:
         if deleted != plan.reroutes or moved != 1:
             raise ArchiveError("Another archive run changed the chain meanwhile.")
     return detached
+
+
+@contextmanager
+def _values_bound_in_the_statement(using: str):
+    """pgtrigger.ignore() puts a SET before each statement, in the same string. PostgreSQL takes two
+    statements at once only with their values written into them: the cursors Django makes here send
+    values apart (settings: prepared statements), so this block's cursors write them in."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    from django.db.backends.postgresql.base import Cursor
+
+    connection.ensure_connection()
+    driver = connection.connection
+    sends_apart, driver.cursor_factory = driver.cursor_factory, Cursor
+    try:
+        yield
+    finally:
+        driver.cursor_factory = sends_apart
 
 
 def _detach_links(reroutes, using: str) -> int:

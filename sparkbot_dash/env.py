@@ -147,6 +147,12 @@ def env_database(name: str, default: str) -> dict:
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
+    else:
+        # Values sent apart from the SQL, so a statement run five times on a connection is prepared
+        # and PostgreSQL stops planning it anew (~0.3 ms for a write to the reroutes' table with its
+        # indexes; docs/PERFORMANCE.md). A pooler in front of PostgreSQL must keep prepared
+        # statements per session (PgBouncer 1.21+ with max_prepared_statements, or session mode).
+        config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
     return config
 
 
