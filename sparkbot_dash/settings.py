@@ -136,7 +136,7 @@ CONTENT_SECURITY_POLICY = (
 # Sign-in: repeated failures for one username from one address, or for any usernames from one
 # address (password spraying), are locked out for a while, and every attempt is recorded (django-axes;
 # the address limit and the lockout page are in queues/sign_in.py).
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "queues.permissions.OneQueryModelBackend"]
 SIGN_IN_FAILURE_LIMIT = env_int("SIGN_IN_FAILURE_LIMIT", 5, minimum=1)
 SIGN_IN_ADDRESS_FAILURE_LIMIT = env_int("SIGN_IN_ADDRESS_FAILURE_LIMIT", 20, minimum=1)
 if SIGN_IN_ADDRESS_FAILURE_LIMIT < SIGN_IN_FAILURE_LIMIT:
