@@ -83,29 +83,34 @@ def insert_with_child(obj, child, link: str) -> None:
     setattr(child, link, obj)
 
 
-def update_then_insert(model, pk, conditions: Q, values: dict, row):
+def update_then_insert(model, pk, conditions: Q, values: dict, row, *, read_back: bool = True):
     """Update the row `pk` of `model` with `values` (field names to values or expressions) only if it
-    meets `conditions`; if it did, insert `row` (a new instance) too. Returns the row as updated, or
-    None when it did not meet the conditions (and nothing was written)."""
+    meets `conditions`; if it did, insert `row` (a new instance) too. Returns the row as updated (or,
+    without `read_back`, True), or None when it did not meet the conditions (and nothing was written)."""
     if connection.vendor != "postgresql":
         with transaction.atomic():
             if not models.QuerySet(model).filter(conditions, pk=pk).update(**values):
                 return None
             row.save()
-            return model._base_manager.get(pk=pk)
+            return model._base_manager.get(pk=pk) if read_back else True
     query = models.QuerySet(model).filter(conditions, pk=pk).query.chain(sql.UpdateQuery)
     query.add_update_values(values)
     compiler = query.get_compiler(connection=connection)
     compiler.pre_sql_setup()
     update, params = compiler.as_sql()
     quote = connection.ops.quote_name
-    returned = ", ".join(quote(field.column) for field in model._meta.concrete_fields)
+    fields = model._meta.concrete_fields if read_back else [model._meta.pk]
+    returned = ", ".join(quote(field.column) for field in fields)
     columns, row_values, row_params = _row_values(row)
     statement = (f"WITH updated AS ({update} RETURNING {returned}), "
                  f"inserted AS (INSERT INTO {quote(row._meta.db_table)} ({columns}) SELECT {row_values} "
                  f"FROM updated) SELECT {returned} FROM updated")
     with _savepoint_if_in_transaction():
-        return next(iter(model._base_manager.raw(statement, [*params, *row_params])), None)
+        if read_back:
+            return next(iter(model._base_manager.raw(statement, [*params, *row_params])), None)
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [*params, *row_params])
+            return True if cursor.fetchone() else None
 
 
 def _row_values(row, skip=None) -> tuple[str, str, list]:

@@ -421,7 +421,7 @@ def _fenced_write(reroute: Reroute, kind: str, message: str, detail: dict, *, la
     held = Q(fence=reroute.fence, status__in=Reroute.ACTIVE)
     values = {"updated_at": timezone.now(), "sparkbot_seconds": reroute.sparkbot_seconds, **fields}
     event = RerouteEvent(reroute=reroute, kind=kind, message=message, detail=detail)
-    if bulk.update_then_insert(Reroute, reroute.pk, held, values, event) is None:
+    if bulk.update_then_insert(Reroute, reroute.pk, held, values, event, read_back=False) is None:
         raise _superseded(reroute, late)
     for name, value in fields.items():
         setattr(reroute, name, value)

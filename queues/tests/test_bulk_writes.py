@@ -82,10 +82,18 @@ def test_it_updates_a_row_that_meets_the_conditions_writes_its_child_and_returns
 
 
 @pytest.mark.django_db
-def test_it_writes_nothing_when_the_row_does_not_meet_the_conditions(running):
+def test_it_says_only_whether_it_wrote_when_the_row_is_not_read_back(running):
+    assert bulk.update_then_insert(Reroute, running.pk, Q(status="queued"), {"note": "read back"},
+                                   started(running), read_back=False) is True
+    assert Reroute.objects.get(pk=running.pk).note == "read back" and running.events.count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("read_back", [True, False])
+def test_it_writes_nothing_when_the_row_does_not_meet_the_conditions(running, read_back):
     before = Reroute.objects.get(pk=running.pk)
     assert bulk.update_then_insert(Reroute, running.pk, Q(status="running"), {"status": "failed"},
-                                   started(running)) is None
+                                   started(running), read_back=read_back) is None
     assert Reroute.objects.get(pk=running.pk).updated_at == before.updated_at
     assert list(running.events.values_list("kind", flat=True)) == ["requested"]
 
