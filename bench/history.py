@@ -125,7 +125,7 @@ def database_share(client, url: str, explain: bool) -> str:
     own = [t for t in timed if '"queues_reroute"' in t[1]] or timed
     seconds, sql, params = max(own, key=lambda t: t[0])
     with connection.cursor() as cursor:
-        statement = cursor.mogrify(sql, params) if params else sql
+        statement = connection.ops.compose_sql(sql, params) if params else sql  # values written in
         text = (f"    {len(timed)} queries took {sum(t[0] for t in timed) * 1000:.1f} ms of the request's "
                 f"{whole * 1000:.1f} ms; the slowest on reroutes {seconds * 1000:.1f} ms")
         if explain:
