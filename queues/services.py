@@ -1,10 +1,10 @@
 """Every write of a reroute: requesting it, running one attempt of it, ending it, and finding lost ones.
 
 Fencing: an attempt keeps the reroute's `fence` value from when it took the reroute. Each write
-it makes goes ahead only while the reroute is active and the fence is still its own: one conditional
-UPDATE both checks that and takes the row's lock (`_fenced`, `_fenced_write`). The sweeper bumps the fence when it recovers a silent
-attempt, so a late attempt can never end a reroute a second time: it writes one note saying it
-came late, and nothing else.
+it makes goes ahead only while the reroute is active and the fence is still its own: one
+conditional UPDATE both checks that and takes the row's lock (`_fenced`, `_fenced_write`). The
+sweeper bumps the fence when it recovers a silent attempt, so a late attempt can never end a
+reroute a second time: it writes one note saying it came late, and nothing else.
 
 Routed means routed: once SparkBot accepted the route call, the reroute ends `succeeded`
 (with the count unconfirmed if the queue cannot be read again), never `failed`. When the

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
-from queues import handovers
+from queues import handovers, sentences
 from queues.models import HandoverPlan, HandoverRun, HandoverRunItem, Reroute
 from sparkbot_sandbox.seed import SALES_2, SALES_4, extra_devices
 from sparkbot_sandbox.state import SandboxState
@@ -154,6 +154,22 @@ def test_it_leaves_a_source_that_already_holds_delivery_as_the_operator_set_it(
     assert run.reroutes.get().messages_moved == 4
     assert sandbox.calls(method="POST", path_contains=f"/{source}/queue") == []
     assert sandbox.queue(source)["status"] == held
+
+
+def test_it_does_not_pause_a_source_whose_status_sparkbot_did_not_say_and_notes_why(
+        handover_worker, sandbox, manager):
+    source = NUMBERS[70]
+    sandbox.set_queue(source, pending=5, processing=0, scheduled=0)
+    sandbox.fault(route="queue_get", status=200, times=1, device=source,
+                  body='{"total": 5, "pending": 5, "processing": 0, "scheduled": 0}')
+    run = finished(handovers.handover_start(plan=plan_of([(source, SALES_4)], pause_sources=True), user=manager))
+    reroute = run.reroutes.get()
+    assert reroute.status == "succeeded" and reroute.messages_moved == 5 and reroute.source_queue_status == ""
+    assert sandbox.calls(method="POST", path_contains=f"/{source}/queue") == []
+    events = [(e.kind, e.message) for e in reroute.events.all()]
+    read, note = events[2], events[3]
+    assert read == ("call", sentences.call_answered(sentences.READ))
+    assert note == ("call", sentences.not_paused_status_unknown(reroute.source_label))
 
 
 def test_it_resumes_a_paused_source_even_when_its_move_fails(handover_worker, sandbox, manager):
