@@ -32,29 +32,21 @@ def users():
             User.objects.create_superuser("root")]
 
 
+def named(prefix: str):
+    return get_user_model().objects.get(username__startswith=prefix)
+
+
 def test_it_answers_as_django_does_for_every_kind_of_user():
     for user in users():
         expected = ModelBackend().get_all_permissions(fresh(user))
         assert OneQueryModelBackend().get_all_permissions(fresh(user)) == expected, user.username
-    assert "queues.export_reroutes" in OneQueryModelBackend().get_all_permissions(fresh(users_named("direct")))
+    assert "queues.export_reroutes" in OneQueryModelBackend().get_all_permissions(fresh(named("direct")))
 
 
-def users_named(prefix: str):
-    return get_user_model().objects.get(username__startswith=prefix)
-
-
-def test_it_reads_them_in_one_query_once_a_request():
+def test_the_backend_in_use_reads_them_in_one_query_once_a_request():
     users()
-    user = fresh(users_named("two-roles"))
+    user = fresh(named("two-roles"))
     with CaptureQueriesContext(connection) as queries:
         assert user.has_perm("queues.add_reroute") and user.has_perm("queues.manage_all_tokens")
         assert not user.has_perm("queues.no_such_thing")
-    assert len(queries) == 1
-
-
-def test_it_is_the_backend_in_use():
-    users()
-    user = fresh(users_named("lead-only"))
-    with CaptureQueriesContext(connection) as queries:
-        assert user.has_perm("queues.add_reroute") and not user.has_perm("queues.run_handover")
-    assert len(queries) == 1  # Django's own backend would read the user's and the groups' apart
+    assert len(queries) == 1  # Django's own backend reads the user's and the groups' apart: two
