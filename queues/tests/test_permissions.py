@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from queues.permissions import OneQueryModelBackend
-from queues.roles import ADMIN, SHIFT_MANAGER, SUPPORT_LEAD
+from queues.roles import ADMIN, SHIFT_MANAGER, SUPPORT_LEAD, roles_ensure
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -18,6 +18,7 @@ def fresh(user):
 
 
 def users():
+    roles_ensure(Group, Permission)  # a transactional test before this one may have flushed the roles
     User = get_user_model()
     lead = User.objects.create_user("lead-only")
     lead.groups.add(Group.objects.get(name=SUPPORT_LEAD))
