@@ -94,6 +94,22 @@ def sandbox(sandbox_server):
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, dropped at the end even when a connection outlived its thread.
+
+    A browser test's server leaves a connection open in a context nothing closes; PostgreSQL then
+    refuses to drop the database (a warning, and the database stays behind). Its session ends here.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+@pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, sandbox_server, tmp_path_factory):
     from sparkbot_dash.celery import app
 
