@@ -6,6 +6,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/sparkbot_dash
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+# Test processes side by side (pytest-xdist), a file each at a time: the suite mostly waits on workers,
+# brokers and browsers. Each process has its own test database, Redis database and var folder
+# (tests/parallel.py). TEST_PROCESSES=0 runs it in one process.
+TEST_PROCESSES ?= 2
+PARALLEL := $(if $(filter 0,$(TEST_PROCESSES)),,-n $(TEST_PROCESSES) --dist loadfile)
 # The var dir, as settings.py finds it (SPARKBOT_DASH_VAR_DIR, else var/).
 VAR_DIR := $${SPARKBOT_DASH_VAR_DIR:-var}
 # Tests and benchmarks run with DEBUG off and a throwaway key; `make run` and README's commands use the
@@ -41,12 +46,12 @@ test: $(STAMP) system-packages test-production test-embedded
 # Everything on PostgreSQL + Redis (DATABASE_URL and REDIS_URL may point elsewhere).
 test-production: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${REDIS_URL:-$(REDIS_TEST_URL)} \
-	  $(PY) -m pytest $(PYTEST_ARGS)
+	  $(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 # The flows again on the embedded default that `make run` uses: SQLite + filesystem broker.
 test-embedded: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL SPARKBOT_DASH_VAR_DIR=$$(mktemp -d) \
-	  $(PY) -m pytest -m embedded $(PYTEST_ARGS)
+	  $(PY) -m pytest -m embedded $(PARALLEL) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/14} \
