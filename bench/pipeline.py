@@ -31,6 +31,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,6 +48,8 @@ FLOOR_COMMITS = 4
 # times, not from this; reading every millisecond kept a core of this 2-core machine busy and made
 # every reroute ~3 ms slower (docs/PERFORMANCE.md).
 END_POLL_SECONDS = 0.005
+# How a browser posts the route form, with htmx or without (Django's test client would send multipart).
+BROWSER_FORM = "application/x-www-form-urlencoded"
 
 
 # The route page -------------------------------------------------------------------------
@@ -127,8 +130,9 @@ def measure_reroutes(client, sandbox: Sandbox, pairs) -> tuple[list[float], list
     for source, target in pairs:
         sandbox.set_queue(source, pending=10, processing=0, scheduled=0)
         submitted = time.time()
-        response = client.post("/reroute/", {"source": source, "target": target, "note": "bench",
-                                             "idempotency_key": str(uuid.uuid4()), "reroute": "1"})
+        form = urlencode({"source": source, "target": target, "note": "bench",
+                          "idempotency_key": str(uuid.uuid4()), "reroute": "1"})
+        response = client.post("/reroute/", form, content_type=BROWSER_FORM)
         assert response.status_code == 302, response.content[:500]
         pk = int(response["Location"].strip("/").split("/")[-1])
         reroute = wait_for_end(Reroute, pk)
