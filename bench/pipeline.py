@@ -13,6 +13,8 @@ The floor, measured in the same run on the same broker, worker pool and database
 - a single-row commit (INSERT in autocommit), p50, times FLOOR_COMMITS: the commits a reroute
   needs (the request, the claim, the first reading before routing, the end);
 - the three raw SparkBot calls (read, route, read), shown beside it: they are not overhead.
+Beside the floor, not in it: a signed-in request that does no work (every middleware, the session and
+the user read, refused before the view), what Django costs a submit before any of its work.
 The overhead is printed as a ratio to the floor, with each reroute broken down by stage from its
 own event times: submit (POST to its first event), request to start (first event to the claim),
 each call's bookkeeping (time between events not spent inside the call), end (last call to ended_at).
@@ -24,6 +26,7 @@ Runs on a fresh test database (created and dropped here) and a fresh sandbox.
 """
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -67,6 +70,22 @@ def measure_route_page(client, requests: int) -> list[float]:
 
 
 # The floor ------------------------------------------------------------------------------
+
+
+def measure_idle_request(client, requests: int) -> list[float]:
+    """A signed-in request that does no work: PUT /reroute/ goes through every middleware, reads the
+    session and the user, and is refused (405) before the view. What Django costs before any work."""
+    timings, refusals = [], logging.getLogger("django.request")
+    level, refusals.level = refusals.level, logging.ERROR  # each 405 is logged as a warning
+    try:
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.put("/reroute/")
+            timings.append(time.perf_counter() - started)
+            assert response.status_code == 405, response.status_code
+    finally:
+        refusals.level = level
+    return timings
 
 
 def measure_broker_hop(samples: int) -> list[float]:
@@ -280,11 +299,14 @@ def main():
         measure_broker_hop(20)
         hops, commits = measure_broker_hop(200), measure_commit(200)
         calls = measure_sparkbot_calls(sandbox, pairs, 100)
+        idle = measure_idle_request(client, 200)
         floor = statistics.median(hops) + FLOOR_COMMITS * statistics.median(commits)
         print(f"broker hop (no-op task, publish to start): {timing_summary(hops)}")
         print(f"single-row commit:                         {timing_summary(commits)}")
         print(f"three raw SparkBot calls:                  {timing_summary(calls)}")
-        print(f"floor = hop p50 + {FLOOR_COMMITS} commits p50 = {ms(floor)}", flush=True)
+        print(f"floor = hop p50 + {FLOOR_COMMITS} commits p50 = {ms(floor)}")
+        print(f"beside it, not in it: a signed-in request that does no work (PUT /reroute/, 405): "
+              f"{timing_summary(idle)}", flush=True)
 
         measure_reroutes(client, sandbox, pairs[:10])  # warm-up, not counted
         overheads, totals, stages = measure_reroutes(client, sandbox, pairs)
