@@ -16,15 +16,18 @@ REDIS_DATABASES = 16
 def own_redis_database(url: str, worker: int) -> str:
     """The database numbered `worker` below the URL's (wrapping round Redis's 16)."""
     parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(f"Test processes side by side each need a Redis database of their own, named in a "
+                         f"redis:// or rediss:// REDIS_URL (not {parts.scheme}://); run one with TEST_PROCESSES=0.")
     base = int(parts.path.strip("/") or 0)
     return urlunsplit(parts._replace(path=f"/{(base - worker) % REDIS_DATABASES}"))
 
 
 def isolate(environ, worker_name: str) -> None:
     worker = int(worker_name.removeprefix("gw"))
-    if environ.get("REDIS_URL", "").startswith("redis://"):
+    if environ.get("REDIS_URL"):
         environ["REDIS_URL"] = own_redis_database(environ["REDIS_URL"], worker)
-    var = Path(environ.get("SPARKBOT_DASH_VAR_DIR") or ROOT / "var")
+    var = Path(environ.get("SPARKBOT_DASH_VAR_DIR") or ROOT / "var")  # settings.py's default
     environ["SPARKBOT_DASH_VAR_DIR"] = str(var / worker_name)
 
 
