@@ -237,17 +237,25 @@ def lead_client(client, lead):
     return client
 
 
+# htmx reports a request it cancelled itself as errors: a newer one replaced it (hx-sync "replace").
+HTMX_OWN_CANCELLATION = ("htmx:sendAbort", "htmx:afterRequest")
+
+
+def browser_error(message) -> bool:
+    return message.type == "error" and not message.text.startswith(HTMX_OWN_CANCELLATION)
+
+
 @pytest.fixture
 def browser_as(page, live_server):
     """browser_as(username) -> the page, signed in through the sign-in form (the user must exist, made
-    by user_with_role). At the end, the test fails if any dialog opened (injected script ran) or the
-    browser reported a Content-Security-Policy violation."""
+    by user_with_role). At the end, the test fails if any dialog opened (injected script ran), or the
+    browser reported an error: a Content-Security-Policy violation, a script's, or htmx's own."""
     from playwright.sync_api import expect
 
-    dialogs, policy_violations = [], []
+    dialogs, errors = [], []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.on("console", lambda message: "Content Security Policy" in message.text
-            and policy_violations.append(message.text))
+    page.on("console", lambda message: browser_error(message) and errors.append(message.text))
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
 
     def sign_in(username: str):
         page.goto(f"{live_server.url}/")
@@ -260,7 +268,7 @@ def browser_as(page, live_server):
 
     yield sign_in
     assert dialogs == []
-    assert policy_violations == []
+    assert errors == []
 
 
 # Playwright: Debian's Chromium, never a downloaded browser.

@@ -65,3 +65,16 @@ def test_it_refreshes_the_device_list_in_place(signed_in, sandbox):
     expect(page.locator("#id_source")).to_have_value(SALES_3)
     expect(page.get_by_label("WhatsApp number", exact=True)).to_have_value(re.compile(r"^Sales-3 · "))
     choose_number(page, "Target WhatsApp number", "renamed", expected="Sales-4 renamed")
+
+
+def test_it_swaps_the_form_back_without_copying_a_resized_note_box(signed_in, celery_worker, sandbox):
+    """Dragging the note box's handle gives it an inline style; htmx must not copy that onto the new form,
+    which the Content-Security-Policy forbids (browser_as fails the test on the violation)."""
+    page = signed_in
+    choose_number(page, "WhatsApp number", "Sales-3")
+    choose_number(page, "Target WhatsApp number", "Sales-4")
+    page.get_by_label("Note").evaluate("note => { note.style.height = '120px' }")  # what the handle does
+    page.get_by_role("button", name="Reroute").click()
+    expect(page.locator("section.status .badge")).to_have_text("Succeeded", timeout=15000)
+    expect(page.get_by_label("Note")).to_have_value("")
+
