@@ -12,6 +12,7 @@ urlpatterns = [
     path("reroute/", reroute.reroute, name="reroute"),
     path("reroute/devices/", reroute.devices_refresh, name="devices_refresh"),
     path("reroute/preview/", reroute.preview, name="reroute_preview"),
+    path("reroute/recent/", reroute.recent_reroutes, name="reroute_recent"),
     path("reroutes/<int:pk>/", reroute.reroute_detail, name="reroute_detail"),
     path("numbers/", numbers.numbers_overview, name="numbers"),
     path("numbers/<str:device_id>/", numbers.number_detail, name="number"),

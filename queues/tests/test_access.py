@@ -95,6 +95,10 @@ MATRIX = {
         Row("GET", "/reroute/preview/?source=nope", answers(no_role=403, lead=200)),  # said in the fragment
         Row("POST", "/reroute/preview/", answers(no_role=405, lead=405)),
     ],
+    "queues:reroute_recent": [
+        Row("GET", "/reroute/recent/", answers(no_role=403, lead=200), htmx=True),
+        Row("POST", "/reroute/recent/", answers(no_role=405, lead=405)),
+    ],
     "queues:reroute_detail": [
         Row("GET", "/reroutes/{own}/", answers(no_role=403, lead=200)),
         Row("GET", "/reroutes/{own}/", answers(no_role=403, lead=200), htmx=True),

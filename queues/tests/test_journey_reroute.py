@@ -78,3 +78,35 @@ def test_it_swaps_the_form_back_without_copying_a_resized_note_box(signed_in, ce
     expect(page.locator("section.status .badge")).to_have_text("Succeeded", timeout=15000)
     expect(page.get_by_label("Note")).to_have_value("")
 
+
+def test_it_brings_the_list_of_last_reroutes_up_to_date_when_the_reroute_ends(signed_in, celery_worker, sandbox):
+    page = signed_in
+    sandbox.set_latency(700)  # the reroute is still running when the page shows it
+    choose_number(page, "WhatsApp number", "Sales-3")
+    choose_number(page, "Target WhatsApp number", "Sales-4")
+    page.get_by_role("button", name="Reroute").click()
+    latest = page.locator(".recent-list li").first
+    expect(latest).to_contain_text("In progress.")
+
+    expect(page.locator("section.status .badge")).to_have_text("Succeeded", timeout=15000)
+    expect(latest.locator(".badge")).to_have_text("Succeeded")
+    expect(latest).to_contain_text("Moved 37 messages from Sales-3 to Sales-4.")
+
+
+def test_its_own_page_brings_the_facts_up_to_date_when_the_reroute_ends(signed_in, celery_worker, sandbox,
+                                                                        live_server):
+    page = signed_in
+    sandbox.set_latency(700)
+    choose_number(page, "WhatsApp number", "Sales-3")
+    choose_number(page, "Target WhatsApp number", "Sales-4")
+    page.get_by_role("button", name="Reroute").click()
+    reroute_link = page.locator("section.status header a")
+    expect(reroute_link).to_be_visible()
+    page.goto(live_server.url + reroute_link.get_attribute("href"))
+    facts = page.locator("dl.facts")
+    expect(facts).to_contain_text("not read")
+
+    expect(page.locator("section.status .badge")).to_have_text("Succeeded", timeout=15000)
+    expect(facts).to_contain_text("37; after: 0")
+    expect(facts).to_contain_text(re.compile(r"ended .* s in all"))
+    expect(facts).not_to_contain_text("not read")

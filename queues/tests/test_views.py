@@ -1,5 +1,6 @@
 """The route page, its htmx fragments and the reroute page, through Django's test client."""
 
+import json
 import re
 import uuid
 
@@ -126,6 +127,44 @@ def test_it_shows_a_reroute_page_with_its_timeline(lead_client, sandbox, lead, d
     assert fragment.status_code == 286  # htmx stops polling: the reroute has ended
     assert b"Moved 37 messages from Sales-3 to Sales-4." in fragment.content
     assert b"hx-trigger" not in fragment.content
+
+
+def test_it_tells_the_page_when_the_reroute_has_ended(lead_client, sandbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        post_reroute(lead_client)
+    reroute = Reroute.objects.get()
+    assert "HX-Trigger" not in lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX)
+    services.reroute_execute(reroute_id=reroute.pk)
+    ended = lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX)
+    assert ended.status_code == 286 and json.loads(ended["HX-Trigger"]) == {"reroute-ended": {}}
+
+
+def test_it_lists_the_last_reroutes_again_once_one_has_ended(lead_client, sandbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        post_reroute(lead_client)
+    reroute = Reroute.objects.get()
+    page = lead_client.get("/reroute/").content.decode()
+    section = re.search(r'<section id="recent-reroutes"[^>]*>', page).group(0)
+    assert 'hx-get="/reroute/recent/"' in section and 'hx-trigger="reroute-ended from:body"' in section
+    services.reroute_execute(reroute_id=reroute.pk)
+    recent = lead_client.get("/reroute/recent/", **HTMX).content.decode()
+    assert recent.lstrip().startswith('<section id="recent-reroutes"')
+    assert f'<a href="/reroutes/{reroute.pk}/">#{reroute.pk}</a>' in recent
+    assert "Moved 37 messages from Sales-3 to Sales-4." in recent and "In progress." not in recent
+
+
+def test_its_page_brings_its_facts_up_to_date_once_it_has_ended(lead_client, sandbox,
+                                                                django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        post_reroute(lead_client)
+    reroute = Reroute.objects.get()
+    running = lead_client.get(f"/reroutes/{reroute.pk}/").content.decode()
+    facts = re.search(r'<dl id="reroute-facts"[^>]*>', running).group(0)
+    assert f'hx-get="/reroutes/{reroute.pk}/"' in facts and 'hx-trigger="reroute-ended from:body"' in facts
+    services.reroute_execute(reroute_id=reroute.pk)
+    ended = lead_client.get(f"/reroutes/{reroute.pk}/", HTTP_HX_TARGET="reroute-facts", **HTMX).content.decode()
+    assert ended.lstrip().startswith('<dl id="reroute-facts" class="facts card">')  # nothing left to follow
+    assert "<dt>Queue before</dt><dd>37; after: 0</dd>" in ended and "s in all" in ended
 
 
 def test_it_keeps_polling_while_the_reroute_runs(lead_client, sandbox, django_capture_on_commit_callbacks):

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from .. import devices, pickers, services
 from ..forms import PreviewQuery, RerouteForm
@@ -16,6 +17,9 @@ from ..sparkbot import SparkBotError
 from .history import story_context
 
 HTMX_STOP_POLLING = 286
+# Sent to the page when the reroute its status card follows has ended; what else the page shows of the
+# reroute (the list of last reroutes, the reroute page's facts) reloads on it.
+REROUTE_ENDED_EVENT = "reroute-ended"
 RECENT_REROUTES = 20
 can_reroute = permission_required("queues.add_reroute", raise_exception=True)
 
@@ -77,6 +81,13 @@ def _preview_url(form: RerouteForm, device_list) -> str:
     return f"{reverse('queues:reroute_preview')}?{urlencode(chosen)}" if "source" in chosen else ""
 
 
+@require_GET
+@can_reroute
+def recent_reroutes(request):
+    """The list of the user's last reroutes (htmx fragment of the route page, reloaded when one ends)."""
+    return render(request, "queues/_recent_reroutes.html", {"recent": _recent_reroutes(request.user)})
+
+
 def _recent_reroutes(user) -> list[Reroute]:
     """The user's own last reroutes, newest first (the username index; the user id guards a reused name)."""
     return list(Reroute.objects.filter(requested_by_username=user.get_username(), requested_by=user)
@@ -134,8 +145,12 @@ def reroute_detail(request, pk: int):
     reroute = get_object_or_404(Reroute, pk=pk)
     if not can_read(request.user, reroute):
         raise PermissionDenied
+    if request.htmx and request.htmx.target == "reroute-facts":  # brought up to date once the reroute ended
+        return render(request, "queues/_reroute_facts.html", story_context(request, reroute, full_page=True))
     context = story_context(request, reroute, full_page=not request.htmx)
-    if request.htmx:
-        status = 200 if reroute.is_active else HTMX_STOP_POLLING
-        return render(request, "queues/_reroute_status.html", context, status=status)
-    return render(request, "queues/reroute_detail.html", context)
+    if not request.htmx:
+        return render(request, "queues/reroute_detail.html", context)
+    if reroute.is_active:
+        return render(request, "queues/_reroute_status.html", context)
+    response = render(request, "queues/_reroute_status.html", context, status=HTMX_STOP_POLLING)
+    return trigger_client_event(response, REROUTE_ENDED_EVENT)  # the parts of the page that show it follow
