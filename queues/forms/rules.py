@@ -78,6 +78,7 @@ class RuleForm(forms.ModelForm):
                   "time_zone"]
         labels = {"all_sources": "Every number is a source", "dry_run": "Dry run (record, route nothing)",
                   "target_kind": "Move to"}
+        help_texts = {"dry_run": "Try a rule in dry run first: its decisions show what it would have done."}
         widgets = {"condition": forms.RadioSelect, "target_kind": forms.RadioSelect}
 
     def __init__(self, *args, devices: DeviceList, **kwargs):

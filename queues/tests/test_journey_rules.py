@@ -58,3 +58,20 @@ def test_a_manager_tries_a_rule_in_dry_run_then_enables_it(browser_as, live_serv
     reroute = Reroute.objects.get()
     assert (reroute.origin, reroute.rule_name, reroute.requested_by_username) == ("rule", "Sales-1 failover", "manager")
     assert sandbox.queue(SALES_4)["total"] == 12
+
+
+def test_the_rule_form_shows_each_checkbox_beside_its_label_and_the_dry_run_help_below_it(browser_as, manager,
+                                                                                          sandbox):
+    page = browser_as("manager")
+    page.goto(page.url.replace("/reroute/", "/rules/new/"))
+    for label in ("Enabled", "Dry run (record, route nothing)", "Every number is a source"):
+        box = page.get_by_label(label).bounding_box()
+        text = page.locator("label", has_text=label).bounding_box()
+        assert 0 <= text["x"] - (box["x"] + box["width"]) < 24, label  # the label starts right after the box
+        assert abs(text["y"] - box["y"]) < box["height"], label  # on the same line
+    help_text = page.get_by_text("Try a rule in dry run first")
+    label = page.locator("label", has_text="Dry run").bounding_box()
+    assert help_text.bounding_box()["x"] == pytest.approx(label["x"], abs=2)
+    assert help_text.bounding_box()["y"] >= label["y"] + label["height"] - 1
+    expect(page.get_by_label("Dry run (record, route nothing)")).to_have_accessible_description(
+        "Try a rule in dry run first: its decisions show what it would have done.")
