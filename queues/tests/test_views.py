@@ -21,6 +21,14 @@ def post_reroute(client, *, htmx=False, **overrides):
     return client.post(reverse("queues:reroute"), data, **with_headers)
 
 
+@pytest.fixture
+def posted_reroute(lead_client, sandbox, django_capture_on_commit_callbacks):
+    """A reroute the lead asked for on the route page, not yet run (its task is never published)."""
+    with django_capture_on_commit_callbacks(execute=False):
+        post_reroute(lead_client)
+    return Reroute.objects.get()
+
+
 def test_it_sends_anonymous_visitors_to_sign_in(client, sandbox):
     for url in ["/", "/reroute/", "/reroute/preview/?source=" + SALES_3, "/reroutes/1/"]:
         response = client.get(url)
@@ -129,20 +137,16 @@ def test_it_shows_a_reroute_page_with_its_timeline(lead_client, sandbox, lead, d
     assert b"hx-trigger" not in fragment.content
 
 
-def test_it_tells_the_page_when_the_reroute_has_ended(lead_client, sandbox, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
-        post_reroute(lead_client)
-    reroute = Reroute.objects.get()
+def test_it_tells_the_page_when_the_reroute_has_ended(lead_client, posted_reroute):
+    reroute = posted_reroute
     assert "HX-Trigger" not in lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX)
     services.reroute_execute(reroute_id=reroute.pk)
     ended = lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX)
     assert ended.status_code == 286 and json.loads(ended["HX-Trigger"]) == {"reroute-ended": {}}
 
 
-def test_it_lists_the_last_reroutes_again_once_one_has_ended(lead_client, sandbox, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
-        post_reroute(lead_client)
-    reroute = Reroute.objects.get()
+def test_it_lists_the_last_reroutes_again_once_one_has_ended(lead_client, posted_reroute):
+    reroute = posted_reroute
     page = lead_client.get("/reroute/").content.decode()
     section = re.search(r'<section id="recent-reroutes"[^>]*>', page).group(0)
     assert 'hx-get="/reroute/recent/"' in section and 'hx-trigger="reroute-ended from:body"' in section
@@ -153,11 +157,8 @@ def test_it_lists_the_last_reroutes_again_once_one_has_ended(lead_client, sandbo
     assert "Moved 37 messages from Sales-3 to Sales-4." in recent and "In progress." not in recent
 
 
-def test_its_page_brings_its_facts_up_to_date_once_it_has_ended(lead_client, sandbox,
-                                                                django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
-        post_reroute(lead_client)
-    reroute = Reroute.objects.get()
+def test_its_page_brings_its_facts_up_to_date_once_it_has_ended(lead_client, posted_reroute):
+    reroute = posted_reroute
     running = lead_client.get(f"/reroutes/{reroute.pk}/").content.decode()
     facts = re.search(r'<dl id="reroute-facts"[^>]*>', running).group(0)
     assert f'hx-get="/reroutes/{reroute.pk}/"' in facts and 'hx-trigger="reroute-ended from:body"' in facts
@@ -393,11 +394,8 @@ def test_it_moves_the_focus_to_the_result(lead_client, sandbox, django_capture_o
     assert 'tabindex="-1"' in section and "autofocus" not in section  # htmx keeps the focus on it by its id
 
 
-def test_it_refreshes_a_running_reroute_page_without_javascript(lead_client, sandbox,
-                                                               django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):
-        post_reroute(lead_client)
-    reroute = Reroute.objects.get()
+def test_it_refreshes_a_running_reroute_page_without_javascript(lead_client, posted_reroute):
+    reroute = posted_reroute
     running = lead_client.get(f"/reroutes/{reroute.pk}/").content.decode()
     assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in running.split("</head>")[0]
     assert f'<a href="/reroutes/{reroute.pk}/">Reload now</a>' in running
