@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db.models import CharField, F, FloatField, Func, Q, QuerySet
 from django.utils import timezone
 
+from . import sentences
 from .models import Reroute, RerouteEvent
 from .sparkbot import redact
 
@@ -312,6 +313,12 @@ class RerouteStory:
     stats: list[StatsRow] = field(default_factory=list)
     reply_json: str = ""
     waited_seconds: float = 0.0
+    not_started: str = ""  # said of a reroute still queued NOT_STARTED_NOTICE_AFTER after it was asked for
+
+
+# A worker takes a reroute in milliseconds (50 ms on the filesystem broker); queued longer than this, the
+# page says that no worker has started it.
+NOT_STARTED_NOTICE_AFTER = timedelta(seconds=5)
 
 
 STATS_LABELS = [("total", "Queued messages"), ("pending", "Pending"), ("processing", "Processing"),
@@ -355,7 +362,15 @@ def reroute_story(*, reroute: Reroute) -> RerouteStory:
         if (before or after) else []
     reply = redact(reroute.api_reply, key)
     reply_json = json.dumps(reply, indent=2, ensure_ascii=False, sort_keys=True) if reply is not None else ""
-    return RerouteStory(events=events, stats=stats, reply_json=reply_json, waited_seconds=round(waited, 3))
+    return RerouteStory(events=events, stats=stats, reply_json=reply_json, waited_seconds=round(waited, 3),
+                        not_started=_not_started(reroute))
+
+
+def _not_started(reroute: Reroute) -> str:
+    waiting = timezone.now() - reroute.created_at
+    if reroute.status != Reroute.Status.QUEUED or waiting < NOT_STARTED_NOTICE_AFTER:
+        return ""
+    return sentences.not_started(int(waiting.total_seconds()))
 
 
 def reroutes_of_devices(*, device_ids: list[str], exclude: int | None = None, limit: int = 10) -> list[Reroute]:

@@ -21,6 +21,11 @@ QUEUE_UNAVAILABLE = "The next attempt could not be scheduled because the task qu
 REQUEUED = "Handed to the task queue again: it had not started."
 
 
+def not_started(seconds: int) -> str:
+    return (f"No worker has started it yet, {seconds} s after it was asked for: the task workers are busy with "
+            "other work, or stopped. If it waits for minutes, tell an admin.")
+
+
 def handover_note(plan_name: str) -> str:
     return f"Handover “{plan_name}”"
 

@@ -3,9 +3,11 @@
 import json
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from queues import devices, services
 from queues.models import Reroute
@@ -166,6 +168,19 @@ def test_its_page_brings_its_facts_up_to_date_once_it_has_ended(lead_client, pos
     ended = lead_client.get(f"/reroutes/{reroute.pk}/", HTTP_HX_TARGET="reroute-facts", **HTMX).content.decode()
     assert ended.lstrip().startswith('<dl id="reroute-facts" class="facts card">')  # nothing left to follow
     assert "<dt>Queue before</dt><dd>37; after: 0</dd>" in ended and "s in all" in ended
+
+
+def test_it_says_so_when_no_worker_has_started_the_reroute_after_a_few_seconds(lead_client, posted_reroute):
+    reroute = posted_reroute
+    assert "No worker has started it yet" not in lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX).content.decode()
+    reroute.created_at = timezone.now() - timedelta(seconds=12)
+    reroute.save(update_fields=["created_at"])
+    waiting = lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX).content.decode()
+    assert ("No worker has started it yet, 12 s after it was asked for: the task workers are busy with other "
+            "work, or stopped. If it waits for minutes, tell an admin.") in waiting
+    assert 'hx-trigger="every 1s"' in waiting  # and it goes on following it
+    services.reroute_execute(reroute_id=reroute.pk)
+    assert "No worker has started it yet" not in lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX).content.decode()
 
 
 def test_it_keeps_polling_while_the_reroute_runs(lead_client, sandbox, django_capture_on_commit_callbacks):
