@@ -44,7 +44,8 @@ PAGES = [
     "/reroute/", "/reroute/?source={number}", "/reroutes/{reroute}/", "/history/", "/history/?status=nope",
     "/handovers/", "/handovers/plans/new/", "/handovers/plans/{plan}/", "/handovers/plans/{plan}/delete/",
     "/handovers/runs/{run}/", "/accounts/password/", "/accounts/password/done/", "/numbers/", "/numbers/{number}/",
-    "/rules/", "/rules/new/", "/account/tokens/",
+    "/rules/", "/rules/new/", "/account/tokens/", "/account/tokens/all/", "/notifications/",
+    "/notifications/webhooks/new/", "/notifications/emails/new/", "/notifications/deliveries/",
 ]
 
 
