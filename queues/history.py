@@ -363,12 +363,16 @@ def reroute_story(*, reroute: Reroute) -> RerouteStory:
     reply = redact(reroute.api_reply, key)
     reply_json = json.dumps(reply, indent=2, ensure_ascii=False, sort_keys=True) if reply is not None else ""
     return RerouteStory(events=events, stats=stats, reply_json=reply_json, waited_seconds=round(waited, 3),
-                        not_started=_not_started(reroute))
+                        not_started=_not_started(reroute, events))
 
 
-def _not_started(reroute: Reroute) -> str:
+def _not_started(reroute: Reroute, events: list[RerouteEvent]) -> str:
+    """Said of a reroute still queued a while after it was asked for, unless its timeline already says why:
+    the task queue was down when it was asked for."""
     waiting = timezone.now() - reroute.created_at
     if reroute.status != Reroute.Status.QUEUED or waiting < NOT_STARTED_NOTICE_AFTER:
+        return ""
+    if events and events[-1].kind == RerouteEvent.Kind.QUEUE_DOWN:
         return ""
     return sentences.not_started(int(waiting.total_seconds()))
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from queues import devices, services
 from queues.models import Reroute
 from sparkbot_sandbox.seed import HTML_ALIAS, OFFLINE_DEVICE, SALES_1, SALES_2, SALES_3, SALES_4, SEED_DEVICES
+from tests.support import celery_publishes_to
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -181,6 +182,23 @@ def test_it_says_so_when_no_worker_has_started_the_reroute_after_a_few_seconds(l
     assert 'hx-trigger="every 1s"' in waiting  # and it goes on following it
     services.reroute_execute(reroute_id=reroute.pk)
     assert "No worker has started it yet" not in lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX).content.decode()
+
+
+def test_it_does_not_blame_the_workers_for_a_reroute_the_task_queue_never_took(lead_client, sandbox,
+                                                                              django_capture_on_commit_callbacks):
+    from django.conf import settings
+
+    celery_publishes_to("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            post_reroute(lead_client)
+    finally:
+        celery_publishes_to(settings.CELERY_BROKER_URL)
+    reroute = Reroute.objects.get()
+    reroute.created_at = timezone.now() - timedelta(seconds=12)
+    reroute.save(update_fields=["created_at"])
+    waiting = lead_client.get(f"/reroutes/{reroute.pk}/", **HTMX).content.decode()
+    assert services.QUEUE_DOWN_MESSAGE in waiting and "No worker has started it yet" not in waiting
 
 
 def test_it_keeps_polling_while_the_reroute_runs(lead_client, sandbox, django_capture_on_commit_callbacks):
