@@ -2,6 +2,7 @@
 delivery log and “send again”."""
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 
@@ -42,6 +43,47 @@ def test_it_renews_a_secret_and_the_old_one_is_gone(admin_client):
     response = admin_client.post(f"/notifications/webhooks/{endpoint.pk}/secret/")
     endpoint.refresh_from_db()
     assert endpoint.secret != old and endpoint.secret in response.content.decode()
+
+
+class _EditFormAction(HTMLParser):
+    """Where the form holding the URL box posts to ("" when it posts to the page's own address)."""
+
+    def __init__(self):
+        super().__init__()
+        self.form_action = self.action = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.form_action = attrs.get("action", "")
+        elif tag == "input" and attrs.get("name") == "url":
+            self.action = self.form_action
+
+
+def edit_form_action(html: str) -> str:
+    parser = _EditFormAction()
+    parser.feed(html)
+    assert parser.action is not None, "the page has no form with the URL box"
+    return parser.action
+
+
+@pytest.mark.parametrize("secret_renewed", [False, True], ids=["just made", "secret renewed"])
+def test_the_page_that_shows_a_secret_saves_edits_to_the_same_webhook(admin_client, secret_renewed):
+    response = new_webhook(admin_client)
+    endpoint = WebhookEndpoint.objects.get()
+    page = "/notifications/webhooks/new/"
+    if secret_renewed:
+        page = f"/notifications/webhooks/{endpoint.pk}/secret/"
+        response = admin_client.post(page)
+    endpoint.refresh_from_db()
+    shown_secret = endpoint.secret
+    saved = admin_client.post(edit_form_action(response.content.decode()) or page, {
+        "name": "n8n alerts, renamed", "url": endpoint.url, "events": endpoint.events,
+        "payload_format": endpoint.payload_format, "active": "on"})
+    assert saved.status_code == 302
+    endpoint.refresh_from_db()
+    assert WebhookEndpoint.objects.count() == 1
+    assert endpoint.name == "n8n alerts, renamed" and endpoint.secret == shown_secret
 
 
 @pytest.mark.parametrize("fields, error", [
