@@ -7,7 +7,10 @@ from urllib.parse import urlparse
 from django import forms
 from django.contrib.auth import get_user_model
 
-from ..models import EmailSubscription, NotificationEvent, WebhookEndpoint
+from django.utils.http import urlencode
+
+from ..models import Delivery, EmailSubscription, NotificationEvent, WebhookEndpoint
+from .fleet import BIGINT_MAX
 
 EVENTS_HELP = "Rules' events are sent once failover rules record their decisions."
 
@@ -50,3 +53,45 @@ class EmailSubscriptionForm(forms.ModelForm):
         self.fields["user"].queryset = get_user_model().objects.filter(is_active=True).exclude(
             email="").order_by("username")
         self.fields["user"].help_text = "Only active users with an email address are listed."
+
+
+class DeliveryFilterForm(forms.Form):
+    """The delivery log's filters and where its page stands (before=<id>); all optional. A form with
+    errors shows no rows."""
+
+    PAGE_ERROR = "The page position in this link is not valid: start again from the newest deliveries."
+    endpoint = forms.ModelChoiceField(
+        label="Webhook", queryset=WebhookEndpoint.objects.all(), required=False, empty_label="Any (and emails)",
+        error_messages={"invalid_choice": "That webhook is not there (any more): choose one from the list."})
+    status = forms.ChoiceField(label="Status", choices=[("", "Any status"), *Delivery.Status.choices], required=False)
+    before = forms.IntegerField(required=False, min_value=1, max_value=BIGINT_MAX,
+                                error_messages=dict.fromkeys(("invalid", "min_value", "max_value"), PAGE_ERROR))
+
+    def __init__(self, data=None, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        kwargs.setdefault("auto_id", "%s")
+        super().__init__(data if data is not None else {}, **kwargs)  # always bound: no filter is a valid filter
+
+    def deliveries(self):
+        """The deliveries these valid filters select, newest first."""
+        data = self.cleaned_data
+        deliveries = Delivery.objects.order_by("-id")
+        if data["endpoint"]:
+            deliveries = deliveries.filter(endpoint=data["endpoint"])
+        if data["status"]:
+            deliveries = deliveries.filter(status=data["status"])
+        if data["before"]:
+            deliveries = deliveries.filter(pk__lt=data["before"])
+        return deliveries
+
+    def query(self, *, before: int) -> str:
+        """The query string of these filters at the page of deliveries older than `before`."""
+        data = self.cleaned_data
+        params = {"endpoint": data["endpoint"].pk if data["endpoint"] else "", "status": data["status"],
+                  "before": before}
+        return "?" + urlencode({name: value for name, value in params.items() if value})
+
+    @property
+    def visible_errors(self) -> list[str]:
+        return [f"{self.fields[name].label}: {message}" if self.fields[name].label else message
+                for name in self.errors for message in self.errors[name]]

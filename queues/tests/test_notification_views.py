@@ -148,3 +148,39 @@ def test_it_shows_the_delivery_log_and_sends_again(admin_client, django_capture_
     assert response["Location"] == f"/notifications/deliveries/{delivery.pk}/"
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.resend_by_username == "admin"
+
+
+@pytest.mark.parametrize("query, error", [
+    ("status=zzz", "Status: Select a valid choice. zzz is not one of the available choices."),
+    ("endpoint=abc", "Webhook: That webhook is not there (any more): choose one from the list."),
+    ("endpoint=999999", "Webhook: That webhook is not there (any more): choose one from the list."),
+    ("before=-3", "The page position in this link is not valid: start again from the newest deliveries."),
+])
+def test_the_delivery_log_says_which_filter_is_wrong_and_shows_nothing(admin_client, query, error):
+    new_webhook(admin_client)
+    endpoint = WebhookEndpoint.objects.get()
+    Delivery.objects.create(message_id="msg_8", event_type="reroute.failed", about="Reroute #8", channel="webhook",
+                            endpoint=endpoint, destination=endpoint.url, body="{}")
+    response = admin_client.get(f"/notifications/deliveries/?{query}")
+    html = response.content.decode()
+    assert response.status_code == 200 and "Nothing is shown until the filters are fixed." in html
+    assert error in html and "Reroute #8" not in html
+    assert html.count('class="card filter-grid"') == 1 and "<title>Delivery log · Notifications</title>" in html
+
+
+def test_the_delivery_log_keeps_its_filters_on_the_link_to_older_deliveries(admin_client, monkeypatch):
+    from queues.views import notifications
+
+    monkeypatch.setattr(notifications, "LOG_PAGE", 2)
+    new_webhook(admin_client)
+    endpoint = WebhookEndpoint.objects.get()
+    for number in range(1, 6):
+        Delivery.objects.create(message_id=f"msg_{number}", event_type="reroute.failed", about=f"Reroute #{number}",
+                                channel="webhook", endpoint=endpoint, destination=endpoint.url, body="{}",
+                                status="failed")
+    first = admin_client.get(f"/notifications/deliveries/?endpoint={endpoint.pk}&status=failed").content.decode()
+    assert "Reroute #5" in first and "Reroute #4" in first and "Reroute #3" not in first
+    older = re.search(r'href="(\?[^"]*before=\d+)"', first).group(1).replace("&amp;", "&")
+    assert f"endpoint={endpoint.pk}" in older and "status=failed" in older
+    second = admin_client.get(f"/notifications/deliveries/{older}").content.decode()
+    assert "Reroute #3" in second and "Reroute #2" in second and "Reroute #4" not in second

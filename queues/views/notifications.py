@@ -7,7 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import notify
-from ..forms.notifications import EVENTS_HELP, EmailSubscriptionForm, WebhookEndpointForm
+from ..forms.notifications import EVENTS_HELP, DeliveryFilterForm, EmailSubscriptionForm, WebhookEndpointForm
 from ..models import Delivery, EmailSubscription, WebhookEndpoint
 
 can_manage = permission_required("queues.manage_notifications", raise_exception=True)
@@ -102,21 +102,14 @@ def email_delete(request, pk: int):
 @can_manage
 def delivery_list(request):
     """The delivery log, newest first, LOG_PAGE at a time (before=<id> for older ones), by endpoint or status."""
-    deliveries = Delivery.objects.all()
-    endpoint = request.GET.get("endpoint", "")
-    status = request.GET.get("status", "")
-    if endpoint.isdigit():
-        deliveries = deliveries.filter(endpoint_id=int(endpoint))
-    if status in Delivery.Status.values:
-        deliveries = deliveries.filter(status=status)
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        deliveries = deliveries.filter(pk__lt=int(before))
-    rows = list(deliveries.order_by("-id")[:LOG_PAGE + 1])
-    older = rows[LOG_PAGE - 1].pk if len(rows) > LOG_PAGE else None
-    return render(request, "queues/deliveries.html", {
-        "deliveries": rows[:LOG_PAGE], "older": older, "endpoint": endpoint if endpoint.isdigit() else "",
-        "status": status, "statuses": Delivery.Status.choices, "endpoints": WebhookEndpoint.objects.all()})
+    form = DeliveryFilterForm(request.GET)
+    rows, older_query = None, ""
+    if form.is_valid():
+        rows = list(form.deliveries()[:LOG_PAGE + 1])
+        if len(rows) > LOG_PAGE:
+            older_query = form.query(before=rows[LOG_PAGE - 1].pk)
+        rows = rows[:LOG_PAGE]
+    return render(request, "queues/deliveries.html", {"form": form, "deliveries": rows, "older_query": older_query})
 
 
 @require_GET
