@@ -71,6 +71,15 @@ def device_resolve(*, name: str, devices: DeviceList) -> Device:
     raise NameNotResolved(text, candidates=similar[:MAX_CANDIDATES], ambiguous=False)
 
 
+def names_device(name: str, *, device_id: str, phone: str, alias: str) -> bool:
+    """Whether `name` is this number's id, phone or alias, read as device_resolve reads them (without
+    the device list: a request sent again is matched against the numbers its reroute recorded)."""
+    text = name.strip()
+    digits = _digits(text)
+    by_phone = digits.isdigit() and len(digits) >= 6 and bool(phone) and _digits(phone) == digits
+    return text.lower() == device_id or by_phone or text.casefold() == alias.strip().casefold()
+
+
 # Many names at once (a pasted or imported plan of hundreds of moves) ------------------------------
 
 

@@ -30,6 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import audit, bulk, dispatch, sentences, sparkbot
+from .device_names import names_device
 from .models import Reroute, RerouteEvent
 from .sentences import PAUSE, READ, READ_AGAIN, ROUTE
 from .sparkbot import Device, QueueStats, SparkBotError
@@ -105,6 +106,26 @@ def reroute_request(
         return _existing_or_busy(asked, error)
     transaction.on_commit(lambda: _publish_first_attempt(asked))
     return asked
+
+
+def reroute_sent_again(*, idempotency_key: uuid.UUID, user, origin: str, source: str, target: str,
+                       note: str, username: str = "") -> Reroute | None:
+    """The reroute an earlier request with this key made, when this request is that one sent again (its
+    numbers named by id, phone or alias; `username` as for reroute_request). A retry is answered with it whatever SparkBot's device list
+    says now: a number that changed since must not turn a move that happened into a refusal. None for
+    a key not used yet; raises KeyReused for a key used for another request."""
+    existing = Reroute.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is None:
+        return None
+    same = (existing.requested_by_id == (user.pk if user else None) and existing.origin == origin
+            and existing.requested_by_username == (username or user.get_username()) and existing.note == note.strip()
+            and names_device(source, device_id=existing.source_id, phone=existing.source_phone,
+                             alias=existing.source_alias)
+            and names_device(target, device_id=existing.target_id, phone=existing.target_phone,
+                             alias=existing.target_alias))
+    if not same:
+        raise KeyReused()
+    return existing
 
 
 REQUEST_IDENTITY = ("requested_by_id", "requested_by_username", "origin", "handover_run_id", "rule_id",

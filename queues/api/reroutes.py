@@ -57,13 +57,31 @@ def reroute_create(request, response: HttpResponse, body: RerouteIn,
     always answers with the same reroute; with another body it is refused (409).
     """
     require(request, "queues.add_reroute", "reroute queues")
+    key = _request_key(request.user, idempotency_key)
+    try:
+        reroute = services.reroute_sent_again(idempotency_key=key, user=request.user, origin=Reroute.Origin.API,
+                                              source=body.source, target=body.target,
+                                              note=body.note) if idempotency_key else None
+    except services.KeyReused:
+        raise _key_reused()
+    if reroute is None:
+        reroute = _reroute_new(request, body, key)
+    response["Location"] = reroute_url(request, reroute.pk)
+    return Status(202, reroute_detail(request, reroute))
+
+
+def _key_reused() -> Problem:
+    return Problem(409, "idempotency-key-reused", "This Idempotency-Key was already used for a different "
+                   "request; send a new key for a new reroute.")
+
+
+def _reroute_new(request, body: RerouteIn, key: uuid.UUID) -> Reroute:
     device_list = device_list_or_503()
     errors = []
     source_id = _resolve(body.source, "source", device_list, errors)
     target_id = _resolve(body.target, "target", device_list, errors)
     if errors:
         raise _invalid(errors)
-    key = _request_key(request.user, idempotency_key)
     form = RerouteForm({"source": source_id, "target": target_id, "note": body.note, "idempotency_key": str(key)},
                        devices=device_list)
     if not form.is_valid():
@@ -71,19 +89,16 @@ def reroute_create(request, response: HttpResponse, body: RerouteIn,
                         for message in messages])
     data = form.cleaned_data
     try:
-        reroute = services.reroute_request(source=data["source"], target=data["target"], note=data["note"],
-                                           user=request.user, origin=Reroute.Origin.API, idempotency_key=key)
+        return services.reroute_request(source=data["source"], target=data["target"], note=data["note"],
+                                        user=request.user, origin=Reroute.Origin.API, idempotency_key=key)
     except services.SourceBusy as busy:
         active = busy.active
         raise Problem(409, "source-busy", f"{active.source_alias} is already being rerouted: reroute #{active.pk} "
                       f"is {active.get_status_display().lower()}. Wait for it to end.",
                       active_reroute={"id": active.pk, "url": reroute_url(request, active.pk),
                                       "status": active.status})
-    except services.KeyReused:
-        raise Problem(409, "idempotency-key-reused", "This Idempotency-Key was already used for a different "
-                      "request; send a new key for a new reroute.")
-    response["Location"] = reroute_url(request, reroute.pk)
-    return Status(202, reroute_detail(request, reroute))
+    except services.KeyReused:  # the same key, sent meanwhile with another body, made its reroute first
+        raise _key_reused()
 
 
 @router.get("/{int:reroute_id}", url_name="reroute",

@@ -56,6 +56,24 @@ def test_it_answers_the_same_key_and_body_with_the_same_reroute(call, sandbox):
     assert first["Location"] == again["Location"] and Reroute.objects.count() == 1
 
 
+def test_it_answers_a_retry_with_the_reroute_it_made_though_a_number_has_changed_since(call, sandbox):
+    body = {"source": "sales-3", "target": "+44 7700 900004", "note": "night "}
+    first = call("POST", "/api/v1/reroutes", body, key="n8n-run-82")
+    sandbox.control("POST", f"/devices/{SALES_4}", {"status": "disabled"})
+    devices.device_list_forget()
+    again = call("POST", "/api/v1/reroutes", body, key="n8n-run-82")
+    assert again.status_code == 202, again.json()
+    assert again["Location"] == first["Location"] and Reroute.objects.count() == 1
+    sandbox.fault(route="devices_list", status=500, times=10)
+    devices.device_list_forget()
+    named_otherwise = call("POST", "/api/v1/reroutes", {"source": SALES_3, "target": "Sales-4", "note": "night"},
+                           key="n8n-run-82")
+    assert named_otherwise.status_code == 202 and named_otherwise["Location"] == first["Location"]
+    other_target = call("POST", "/api/v1/reroutes", {"source": SALES_3, "target": "Sales-1", "note": "night"},
+                        key="n8n-run-82")
+    assert other_target.status_code == 409 and Reroute.objects.count() == 1
+
+
 def test_it_refuses_the_same_key_with_another_body(call, sandbox):
     call("POST", "/api/v1/reroutes", {"source": SALES_3, "target": SALES_4}, key="k1")
     response = call("POST", "/api/v1/reroutes", {"source": SALES_3, "target": SALES_4, "note": "changed"}, key="k1")

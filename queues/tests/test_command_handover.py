@@ -57,3 +57,16 @@ def test_it_refuses_an_unknown_plan_or_a_second_run(celery_worker, plan, manager
     handover("Evening", "--user", "manager")
     with pytest.raises(CommandError, match="“Evening” was not started again: run #"):
         handover("Evening", "--user", "manager")
+
+
+def test_it_refuses_a_user_whose_roles_do_not_let_them_run_handovers(plan, lead):
+    with pytest.raises(CommandError, match="“lead” may not run shift handovers: no role of theirs allows it.") as no:
+        handover("Evening", "--user", "lead")
+    assert no.value.returncode == 2 and HandoverRun.objects.count() == 0
+
+
+def test_it_counts_each_move_as_it_ends_while_it_waits(celery_worker, plan, manager, sandbox):
+    sandbox.set_latency(150)  # both moves end between two looks
+    out, _err = handover("Evening", "--user", "manager", "--wait")
+    counted = [line.split()[0] for line in out.splitlines() if "→" in line]
+    assert counted == ["1/2", "2/2"], out

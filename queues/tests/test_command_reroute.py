@@ -98,3 +98,30 @@ def test_it_names_the_reroute_in_progress_for_a_busy_source(celery_worker, sandb
 def test_it_refuses_an_unknown_user(sandbox):
     with pytest.raises(CommandError, match="There is no active dashboard user called “ghost”."):
         reroute(SALES_3, SALES_4, "--user", "ghost")
+
+
+def test_it_refuses_a_user_whose_roles_do_not_let_them_reroute(sandbox, make_user):
+    make_user("viewer", None)
+    with pytest.raises(CommandError, match="“viewer” may not reroute queues: no role of theirs allows it.") as no:
+        reroute(SALES_3, SALES_4, "--user", "viewer")
+    assert no.value.returncode == 2 and Reroute.objects.count() == 0
+
+
+def test_it_answers_a_command_run_again_with_its_key_though_a_number_has_changed_since(sandbox):
+    first = reroute("Sales-3", "Sales-4", "--key", "cron-2026-12-04")
+    sandbox.control("POST", f"/devices/{SALES_4}", {"status": "disabled"})
+    devices.device_list_forget()
+    again = reroute(SALES_3, "+44 7700 900004", "--key", "cron-2026-12-04")
+    said = [out.split(":")[0] for out in (first, again)]  # "Reroute #N"
+    assert Reroute.objects.count() == 1 and said[0] == said[1] == f"Reroute #{Reroute.objects.get().pk}"
+    with pytest.raises(CommandError) as reused:
+        reroute(SALES_3, SALES_1, "--key", "cron-2026-12-04")
+    assert reused.value.returncode == 2 and str(reused.value) == (
+        "The key “cron-2026-12-04” was already used for another reroute; give a new --key for a new one.")
+
+
+@pytest.mark.parametrize("seconds", ["-5", "0", "nan", "inf", "soon"])
+def test_it_refuses_a_timeout_that_is_not_a_number_of_seconds(celery_worker, sandbox, seconds):
+    with pytest.raises(CommandError, match="--timeout: give a number of seconds above 0"):
+        reroute(SALES_3, SALES_4, "--wait", "--timeout", seconds)
+    assert Reroute.objects.count() == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import getpass
+import math
 import time
 
 from django.contrib.auth import get_user_model
@@ -19,14 +21,28 @@ def refused(message: str) -> CommandError:
     return CommandError(message, returncode=REFUSED)
 
 
-def user_named(username: str | None):
-    """The dashboard user the command acts as, or None; refuses an unknown or inactive one."""
+def user_named(username: str | None, *, permission: str, doing: str):
+    """The dashboard user the command acts as, or None; refuses an unknown or inactive one, and one whose
+    roles do not allow `permission` (the API refuses them too: the audit log names only who may)."""
     if not username:
         return None
     user = get_user_model().objects.filter(username=username).first()
     if user is None or not user.is_active:
         raise refused(f"There is no active dashboard user called “{username}”.")
+    if not user.has_perm(permission):
+        raise refused(f"“{username}” may not {doing}: no role of theirs allows it.")
     return user
+
+
+def seconds(text: str) -> float:
+    """An argument that is a number of seconds above 0 (not nan: a wait that never ends)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"give a number of seconds above 0, not “{text}”")
+    return value
 
 
 def shell_user() -> str:

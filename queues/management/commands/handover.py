@@ -12,7 +12,7 @@ from queues import handovers
 from queues.api.handovers import run_sentence
 from queues.models import HandoverPlan, HandoverRun
 
-from ._cli import FAILED, STILL_RUNNING, device_list, refused, sleep_until, user_named
+from ._cli import FAILED, STILL_RUNNING, device_list, refused, seconds, sleep_until, user_named
 
 
 class Command(BaseCommand):
@@ -26,10 +26,10 @@ class Command(BaseCommand):
                             help="The dashboard user the run is recorded under (its moves are theirs).")
         parser.add_argument("--wait", action="store_true", help="Show progress and wait until the run ends.")
         parser.add_argument("--json", action="store_true", help="Print the result as JSON (progress goes to stderr).")
-        parser.add_argument("--timeout", type=float, default=3600.0, help="Seconds --wait waits at most.")
+        parser.add_argument("--timeout", type=seconds, default=3600.0, help="Seconds --wait waits at most.")
 
     def handle(self, *args, **options):
-        user = user_named(options["user"])
+        user = user_named(options["user"], permission="queues.run_handover", doing="run shift handovers")
         plan = self._plan(options["plan"])
         try:
             run = handovers.handover_start(plan=plan, user=user, device_list=device_list())
@@ -72,7 +72,7 @@ class Command(BaseCommand):
                 if item.pk not in said and over:
                     said.add(item.pk)
                     what = reroute.outcome if reroute else (item.waiting_reason or item.get_status_display())
-                    progress.write(f"  {state.done}/{state.total} {item.source_alias} → {item.target_alias}: {what}")
+                    progress.write(f"  {len(said)}/{state.total} {item.source_alias} → {item.target_alias}: {what}")
             if run.ended_at is not None or not sleep_until(deadline):
                 return run
 

@@ -15,7 +15,7 @@ from queues.device_names import NameNotResolved, device_resolve
 from queues.forms import RerouteForm
 from queues.models import Reroute
 
-from ._cli import FAILED, STILL_RUNNING, device_list, refused, shell_user, sleep_until, user_named
+from ._cli import FAILED, STILL_RUNNING, device_list, refused, seconds, shell_user, sleep_until, user_named
 
 KEY_NAMESPACE = uuid.UUID("0f6f4a59-3f0c-4a55-8b53-1f2d8c6a9e21")
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="Record it as asked by this dashboard user (default: cli:<login name>).")
         parser.add_argument("--key", help="An idempotency key: the same command with the same key starts one "
                                           "reroute, however often it runs.")
-        parser.add_argument("--timeout", type=float, default=900.0, help="Seconds --wait waits at most.")
+        parser.add_argument("--timeout", type=seconds, default=900.0, help="Seconds --wait waits at most.")
 
     def handle(self, *args, **options):
         reroute = self._start(options)
@@ -50,7 +50,18 @@ class Command(BaseCommand):
         return None
 
     def _start(self, options) -> Reroute:
-        user = user_named(options["user"])
+        user = user_named(options["user"], permission="queues.add_reroute", doing="reroute queues")
+        username = "" if user else shell_user()
+        key = uuid.uuid5(KEY_NAMESPACE, f"cli/{options['key']}") if options["key"] else uuid.uuid4()
+        try:
+            sent_before = options["key"] and services.reroute_sent_again(
+                idempotency_key=key, user=user, username=username, origin=Reroute.Origin.CLI,
+                source=options["source"], target=options["target"], note=options["note"])
+        except services.KeyReused:
+            raise self._key_reused(options["key"])
+        return sent_before or self._reroute_new(options, user=user, username=username, key=key)
+
+    def _reroute_new(self, options, *, user, username: str, key: uuid.UUID) -> Reroute:
         listed = device_list()
         try:
             source = device_resolve(name=options["source"], devices=listed)
@@ -58,7 +69,6 @@ class Command(BaseCommand):
         except NameNotResolved as unresolved:
             lines = [f"  {d.id}  {d.phone or '-':<16} {d.alias}" for d in unresolved.candidates]
             raise refused("\n".join([unresolved.sentence, *lines]))
-        key = uuid.uuid5(KEY_NAMESPACE, f"cli/{options['key']}") if options["key"] else uuid.uuid4()
         form = RerouteForm({"source": source.id, "target": target.id, "note": options["note"],
                             "idempotency_key": str(key)}, devices=listed)
         if not form.is_valid():
@@ -67,14 +77,18 @@ class Command(BaseCommand):
         data = form.cleaned_data
         try:
             return services.reroute_request(source=data["source"], target=data["target"], note=data["note"],
-                                            user=user, username="" if user else shell_user(),
-                                            origin=Reroute.Origin.CLI, idempotency_key=key)
+                                            user=user, username=username, origin=Reroute.Origin.CLI,
+                                            idempotency_key=key)
         except services.SourceBusy as busy:
             active = busy.active
             raise refused(f"{active.source_alias} is already being rerouted: reroute #{active.pk} is "
                           f"{active.get_status_display().lower()}. Wait for it to end.")
-        except services.KeyReused as reused:
-            raise refused(reused.message)
+        except services.KeyReused:  # the same key, run meanwhile for another reroute
+            raise self._key_reused(options["key"])
+
+    @staticmethod
+    def _key_reused(key: str):
+        return refused(f"The key “{key}” was already used for another reroute; give a new --key for a new one.")
 
     def _wait(self, reroute: Reroute, progress, *, timeout: float) -> Reroute:
         """Print each new step of the timeline until the reroute ends (or the timeout)."""
