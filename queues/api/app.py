@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -127,6 +128,12 @@ def _http_error(request, error: HttpError):
 @api.exception_handler(Http404)
 def _not_found(request, error):
     return problem_response(request, status=404, kind="not-found", detail="Nothing is at this address.")
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_large(request, error):
+    return problem_response(request, status=413, kind="too-large", detail=(
+        f"The request body is larger than the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes the dashboard reads."))
 
 
 @api.exception_handler(Exception)

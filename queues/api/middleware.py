@@ -13,6 +13,7 @@ from .problems import CONTENT_TYPE, problem_response
 logger = logging.getLogger(__name__)
 PREFIX = "/api/"
 DJANGO_ANSWERS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation)
+KINDS = {404: "not-found"}  # as the table in docs/API.md names them
 SENTENCES = {
     400: "The request could not be read.",
     403: "Your account may not do this.",
@@ -36,7 +37,7 @@ class ApiProblemMiddleware:
     def _problem(self, request, response):
         status = response.status_code
         detail = SENTENCES.get(status, "The request could not be answered.").format(method=request.method)
-        problem = problem_response(request, status=status, detail=detail)
+        problem = problem_response(request, status=status, detail=detail, kind=KINDS.get(status, ""))
         for header in ("Allow", "Retry-After", "WWW-Authenticate"):
             if header in response:
                 problem[header] = response[header]

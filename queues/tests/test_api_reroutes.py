@@ -244,3 +244,14 @@ def test_it_answers_problem_details_for_every_error_never_html(call, sandbox, mo
     crashed = call("GET", f"/api/v1/reroutes/{Reroute.objects.get().pk}")
     assert crashed.status_code == 500 and crashed["Content-Type"] == PROBLEM
     assert "a bug" not in crashed.content.decode()
+
+
+def test_it_names_the_kind_of_problem_the_table_in_the_docs_gives(call, sandbox, settings):
+    for path in ("/api/v1/nowhere", "/api/v1/reroutes/x"):
+        assert call("GET", path).json()["type"] == "urn:sparkbot-dash:problem:not-found", path
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    response = call("POST", "/api/v1/reroutes", {"source": SALES_3, "target": SALES_4, "note": "x" * 20_000})
+    assert response.status_code == 413 and response["Content-Type"] == PROBLEM
+    assert response.json()["type"] == "urn:sparkbot-dash:problem:too-large"
+    assert response.json()["detail"] == "The request body is larger than the 10000 bytes the dashboard reads."
+    assert Reroute.objects.count() == 0
