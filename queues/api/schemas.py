@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Field, Schema
+from pydantic import StringConstraints
 
 from ..models import Reroute
 
@@ -63,7 +64,9 @@ class RerouteIn(Schema):
     source: str = Field(min_length=1, max_length=300, description="The number whose queue moves: its id, "
                         "phone or alias, as in SparkBot's device list.")
     target: str = Field(min_length=1, max_length=300, description="The number that takes the queue.")
-    note: str = Field("", max_length=500, description="Why; kept in the audit log.")
+    # spaces around it are dropped before its length counts, as the form does
+    note: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
+        "", max_length=500, description="Why; kept in the audit log.")
 
 
 class NumberRef(Schema):

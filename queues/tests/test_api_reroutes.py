@@ -255,3 +255,9 @@ def test_it_names_the_kind_of_problem_the_table_in_the_docs_gives(call, sandbox,
     assert response.json()["type"] == "urn:sparkbot-dash:problem:too-large"
     assert response.json()["detail"] == "The request body is larger than the 10000 bytes the dashboard reads."
     assert Reroute.objects.count() == 0
+
+
+def test_it_takes_a_note_the_form_takes_spaces_around_it_and_all(call, sandbox):
+    response = call("POST", "/api/v1/reroutes", {"source": SALES_3, "target": SALES_4, "note": " " + "x" * 500 + "  "})
+    assert response.status_code == 202, response.json()
+    assert Reroute.objects.get().note == "x" * 500
