@@ -217,3 +217,16 @@ def test_it_only_says_what_it_would_archive_on_a_dry_run(history, tmp_path):
     assert "Dry run: would archive 20 reroutes" in output and "chain positions 1-20" in output
     assert Reroute.objects.count() == 35 and head().archived_through_seq == 0
     assert not (tmp_path / "archive").exists()
+
+
+@pytest.mark.parametrize("days", ["-1", "36501", "800000", "99999999999"])
+def test_it_refuses_a_number_of_days_it_cannot_count_back(history, tmp_path, days):
+    with pytest.raises(CommandError, match=r"^--older-than-days must be between 0 and 36500 \(100 years\)\.$"):
+        archive(f"--older-than-days={days}", f"--output={tmp_path / 'archive'}", "--dry-run")
+    assert Reroute.objects.count() == 35
+
+
+def test_it_says_an_explicit_zero_keeps_everything(history, tmp_path):
+    output = archive("--older-than-days=0", f"--output={tmp_path / 'archive'}")
+    assert output == "--older-than-days 0 keeps every reroute: nothing was archived.\n"
+    assert Reroute.objects.count() == 35

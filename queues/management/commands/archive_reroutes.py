@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from queues import retention
 
+MAX_DAYS = 36_500  # further back than any reroute; timedelta cannot count much further
+
 
 class Command(BaseCommand):
     help = ("Move ended reroutes older than the retention period (REROUTE_RETENTION_DAYS) to a gzip JSON-lines "
@@ -26,9 +28,12 @@ class Command(BaseCommand):
         if verify:
             self._verify(verify)
             return
+        if older_than_days is not None and not 0 <= older_than_days <= MAX_DAYS:
+            raise CommandError(f"--older-than-days must be between 0 and {MAX_DAYS} (100 years).")
+        if older_than_days == 0:
+            self.stdout.write("--older-than-days 0 keeps every reroute: nothing was archived.")
+            return
         days = settings.REROUTE_RETENTION_DAYS if older_than_days is None else older_than_days
-        if days < 0:
-            raise CommandError("--older-than-days must be 0 or more.")
         if days == 0:
             self.stdout.write("Retention is off (REROUTE_RETENTION_DAYS is 0): reroutes are kept forever; "
                               "nothing was archived.")
