@@ -17,7 +17,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -271,6 +271,11 @@ def depth_with(points: list, total: int | None, now: datetime) -> list:
     else:
         kept.append([slot, total])
     return kept
+
+
+def depth_by_slot_start(points: list) -> list[tuple[datetime, int]]:
+    """The day's sparkline points as (the half hour's start, highest depth)."""
+    return [(datetime.fromtimestamp(slot * SLOT_SECONDS, tz=UTC), depth) for slot, depth in points]
 
 
 def _snapshot(number: Number | SimpleNamespace, now: datetime) -> None:

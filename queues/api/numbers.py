@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ninja import Path, Router
 
+from .. import monitor
 from ..models import MonitorState, Number
 from .problems import Problem
 from .schemas import NumberDetailOut, NumberListOut, ProblemOut, ValidationProblemOut
@@ -44,10 +45,10 @@ def number_list(request):
 @router.get("/{device_id}", url_name="number",
             response={200: NumberDetailOut, 404: ProblemOut, 422: ValidationProblemOut, **ERRORS},
             summary="Read one number", operation_id="number_read")
-def number_read(request, device_id: str = Path(..., pattern=r"^[0-9a-f]{24}$", description="The number's id.")):
+def number_read(request, device_id: str = Path(..., pattern=r"^[0-9a-fA-F]{24}$", description="The number's id.")):
     """One number's state, queue, and its highest queue depth per half hour over the last day."""
     require(request, "queues.add_reroute", WHAT)
-    number = Number.objects.filter(device_id=device_id).first()
+    number = Number.objects.filter(device_id=device_id.lower()).first()
     if number is None:
         raise Problem(404, "not-found", "The monitor has not seen a number with this id.")
-    return {**number_out(number), "depth_24h": number.depth_24h}
+    return {**number_out(number), "depth_24h": monitor.depth_by_slot_start(number.depth_24h)}

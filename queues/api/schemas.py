@@ -181,8 +181,8 @@ class NumberOut(Schema):
 
 
 class NumberDetailOut(NumberOut):
-    depth_24h: list[list] = Field(description="Highest queue depth per half hour over the last day: "
-                                  "[[slot start (ISO 8601), depth], …].")
+    depth_24h: list[tuple[datetime, int]] = Field(description="Highest queue depth per half hour over the last "
+                                                  "day, oldest first: [[the half hour's start (ISO 8601), depth], …].")
 
 
 class MonitorOut(Schema):

@@ -1,7 +1,10 @@
 """The API's numbers: the fleet monitor's state of each number and its queue depth, as monitor.py wrote it."""
 
+from datetime import datetime, timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from queues import monitor, tokens
 from queues.models import Number
@@ -30,8 +33,12 @@ def test_it_lists_every_number_the_monitor_read_with_its_queue(get, sandbox):
 def test_it_reads_one_number_with_its_depth_over_the_day(get, sandbox):
     monitor.monitor_cycle()
     body = get(f"/api/v1/numbers/{SALES_3}").json()
-    assert body["id"] == SALES_3 and body["depth_24h"] == Number.objects.get(device_id=SALES_3).depth_24h
-    assert body["depth_24h"] and body["depth_24h"][-1][1] == 37
+    assert body["id"] == SALES_3 and len(body["depth_24h"]) == len(Number.objects.get(device_id=SALES_3).depth_24h)
+    slot_start, depth = body["depth_24h"][-1]
+    started = datetime.fromisoformat(slot_start)  # as the schema says: [slot start (ISO 8601), depth]
+    assert depth == 37 and started.minute in (0, 30) and timedelta(0) <= timezone.now() - started < timedelta(
+        minutes=30)
+    assert get(f"/api/v1/numbers/{SALES_3.upper()}").json()["id"] == SALES_3  # an id in capitals, as elsewhere
 
 
 def test_it_answers_404_for_a_number_the_monitor_has_not_seen_and_422_for_no_id(get, sandbox):
