@@ -8,6 +8,7 @@ numbers it could mean.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from .devices import DeviceList
@@ -44,6 +45,12 @@ class Candidate:
         return cls(id=device.id, alias=device.alias, phone=device.phone)
 
 
+def _folded(text: str) -> str:
+    """An alias as it is compared: trimmed, its accents in one Unicode form (é typed as one character
+    or as e and an accent), and case folded."""
+    return unicodedata.normalize("NFC", text.strip()).casefold()
+
+
 def _digits(phone: str) -> str:
     return PHONE_PUNCTUATION.sub("", phone).removeprefix("+").removeprefix("00")
 
@@ -60,13 +67,13 @@ def device_resolve(*, name: str, devices: DeviceList) -> Device:
             return by_phone[0]
         if by_phone:
             raise NameNotResolved(text, candidates=by_phone[:MAX_CANDIDATES], ambiguous=True)
-    folded = text.casefold()
-    by_alias = [d for d in devices.devices if d.alias.strip().casefold() == folded]
+    folded = _folded(text)
+    by_alias = [d for d in devices.devices if _folded(d.alias) == folded]
     if len(by_alias) == 1:
         return by_alias[0]
     if by_alias:
         raise NameNotResolved(text, candidates=by_alias[:MAX_CANDIDATES], ambiguous=True)
-    similar = [d for d in devices.devices if folded and (folded in d.alias.casefold() or (
+    similar = [d for d in devices.devices if folded and (folded in _folded(d.alias) or (
         digits.isdigit() and digits in _digits(d.phone)))]
     raise NameNotResolved(text, candidates=similar[:MAX_CANDIDATES], ambiguous=False)
 
@@ -77,7 +84,7 @@ def names_device(name: str, *, device_id: str, phone: str, alias: str) -> bool:
     text = name.strip()
     digits = _digits(text)
     by_phone = digits.isdigit() and len(digits) >= 6 and bool(phone) and _digits(phone) == digits
-    return text.lower() == device_id or by_phone or text.casefold() == alias.strip().casefold()
+    return text.lower() == device_id or by_phone or _folded(text) == _folded(alias)
 
 
 # Many names at once (a pasted or imported plan of hundreds of moves) ------------------------------
@@ -95,7 +102,7 @@ class NameIndex:
         for device in devices.devices:
             if device.phone:
                 self.by_phone.setdefault(_digits(device.phone), []).append(device)
-            self.by_alias.setdefault(device.alias.strip().casefold(), []).append(device)
+            self.by_alias.setdefault(_folded(device.alias), []).append(device)
 
     def resolve(self, name: str) -> Device:
         text = name.strip()
@@ -109,7 +116,7 @@ class NameIndex:
                 return by_phone[0]
             if by_phone:
                 return device_resolve(name=name, devices=self.devices)  # raises: ambiguous
-        by_alias = self.by_alias.get(text.casefold(), [])
+        by_alias = self.by_alias.get(_folded(text), [])
         if len(by_alias) == 1:
             return by_alias[0]
         return device_resolve(name=name, devices=self.devices)  # raises, with the numbers it could mean
