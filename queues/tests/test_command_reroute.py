@@ -125,3 +125,15 @@ def test_it_refuses_a_timeout_that_is_not_a_number_of_seconds(celery_worker, san
     with pytest.raises(CommandError, match="--timeout: give a number of seconds above 0"):
         reroute(SALES_3, SALES_4, "--wait", "--timeout", seconds)
     assert Reroute.objects.count() == 0
+
+
+def test_it_says_when_the_device_list_did_not_load_in_time(sandbox, settings):
+    settings.SPARKBOT_DEVICE_WAIT_SECONDS = 0.3
+    sandbox.fault(route="devices_list", hang_seconds=0.6, times=1)  # within SPARKBOT_TIMEOUT (1 s here)
+    with pytest.raises(CommandError) as refused:
+        reroute(SALES_3, SALES_4)
+    assert refused.value.returncode == 2 and str(refused.value) == (
+        "SparkBot's device list did not load within 0.3 s: SparkBot is slow or not answering. "
+        "Try again in a moment.")
+    assert Reroute.objects.count() == 0
+    devices.device_list_refresh()  # waits for the walk still going: the next test must not count it

@@ -7,6 +7,7 @@ import getpass
 import math
 import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
@@ -56,6 +57,9 @@ def shell_user() -> str:
 def device_list():
     try:
         return devices.device_list()
+    except devices.DeviceListLoading:  # "still loading" means nothing to a process that ends now
+        raise refused(f"SparkBot's device list did not load within {settings.SPARKBOT_DEVICE_WAIT_SECONDS:g} s: "
+                      "SparkBot is slow or not answering. Try again in a moment.")
     except SparkBotError as error:
         raise refused(f"The device list could not be loaded from SparkBot. {error.describe()}")
 
