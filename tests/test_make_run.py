@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,6 +19,13 @@ def processes_in_group(pgid: int) -> list[str]:
     listing = subprocess.run(["ps", "-eo", "pgid=,stat=,args="], capture_output=True, text=True).stdout
     return [line for line in listing.splitlines()
             if line.split()[0] == str(pgid) and not line.split()[1].startswith("Z")]
+
+
+def environment_of(pgid: int, program: str) -> list[str]:
+    listing = subprocess.run(["ps", "-eo", "pgid=,pid=,args="], capture_output=True, text=True).stdout
+    pid = next(line.split()[1] for line in listing.splitlines()
+               if line.split()[0] == str(pgid) and program in line.split(None, 2)[2])
+    return (Path("/proc") / pid / "environ").read_bytes().decode().split("\0")
 
 
 def wait_for(url: str, process: subprocess.Popen, log, timeout: float = 120) -> None:
@@ -66,6 +74,8 @@ def test_it_serves_reroutes_and_stops_everything_on_ctrl_c(tmp_path):
                 answer = http.get(answer.url)
             assert "Moved 37 messages from Sales-3 to Sales-4." in answer.text
         assert (tmp_path / "var" / "db.sqlite3").exists()
+        # the worker's links (webhooks, emails) point at this dashboard's port, not the default one
+        assert f"SITE_URL=http://127.0.0.1:{web}" in environment_of(process.pid, "celery")
 
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         process.wait(30)
