@@ -29,3 +29,9 @@ class AtomicChannel(filesystem.Channel):
 
 class AtomicFilesystemTransport(filesystem.Transport):
     Channel = AtomicChannel
+
+    @property
+    def default_connection_params(self):
+        """None: the broker is folders, not a host. kombu's default names one, then warns in each process
+        ("No hostname was supplied") that the URL gave none."""
+        return {}
