@@ -165,7 +165,7 @@ class PermissionDenied(SparkBotError):
 
     def sentence(self, source, target):
         return (
-            f"The SparkBot API key may not route {source}'s queue (403). "
+            f"SparkBot answered 403: this API key may not route the queue of {source}. "
             "An admin must grant the key access to this number."
         )
 

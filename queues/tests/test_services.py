@@ -76,7 +76,7 @@ def test_it_ends_an_empty_queue_as_succeeded_with_nothing_moved(sandbox, lead):
 
 @pytest.mark.parametrize("status, code, sentence", [
     (401, "unauthorized", "SparkBot refused the API key (401). An admin must fix SPARKBOT_API_KEY."),
-    (403, "forbidden", "The SparkBot API key may not route Sales-3 (+447700900003)'s queue (403)."),
+    (403, "forbidden", "SparkBot answered 403: this API key may not route the queue of Sales-3 (+447700900003)."),
     (409, "refused", "SparkBot refused to route Sales-3 (+447700900003) to Sales-4 (+447700900004) (409)"),
     (422, "refused", "SparkBot refused to route Sales-3 (+447700900003) to Sales-4 (+447700900004) (422)"),
     (400, "bad_request", "SparkBot refused the request as invalid (400)"),
