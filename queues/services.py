@@ -346,7 +346,8 @@ def _settle(reroute: Reroute, *, code: str, sentence: str) -> None:
     elif now.total == 0:
         _finish_empty(reroute, now)
     else:
-        _finish_failed(reroute, code, sentences.nothing_moved(sentence, reroute.source_alias, now.total))
+        _finish_failed(reroute, code, sentences.nothing_moved(sentence, reroute.source_alias, now.total),
+                       stats_after=_stats_dict(now))
 
 
 def retry_delay(*, attempt: int, retry_after: float | None) -> float:
@@ -380,16 +381,18 @@ def _finish_succeeded(reroute: Reroute, *, moved: int | None, **fields) -> None:
     _end(reroute, Reroute.Status.SUCCEEDED, {"messages_moved": moved}, messages_moved=moved, **fields)
 
 
-def _finish_failed(reroute: Reroute, code: str, sentence: str) -> None:
+def _finish_failed(reroute: Reroute, code: str, sentence: str, *, stats_after: dict | None = None) -> None:
     """End a reroute that could not be done, or, once SparkBot accepted its route call, one whose
-    count cannot be confirmed: a routed reroute never ends failed."""
+    count cannot be confirmed: a routed reroute never ends failed. `stats_after`: the source's queue as
+    read at the end, when it was."""
     if reroute.routed_at:
         reason = sentences.count_unconfirmed(reroute.source_alias, sentence,
                                              (reroute.stats_before or {}).get("total"))
         _end(reroute, Reroute.Status.SUCCEEDED, {"messages_moved": None, "unconfirmed": code},
              messages_moved=None, error_code="count_unconfirmed", error_message=reason)
         return
-    _end(reroute, Reroute.Status.FAILED, {"error": code}, error_code=code, error_message=sentence)
+    read_after = {"stats_after": stats_after} if stats_after else {}
+    _end(reroute, Reroute.Status.FAILED, {"error": code}, error_code=code, error_message=sentence, **read_after)
 
 
 def _pauses_source(reroute: Reroute) -> bool:

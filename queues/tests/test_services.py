@@ -123,6 +123,7 @@ def test_it_fails_with_the_last_error_after_the_last_attempt(requested, sandbox)
     assert reroute.error_code == "unavailable"
     assert reroute.error_message == ("SparkBot did not answer (500). The queue of Sales-3 still holds 37 messages: "
                                      "nothing was moved.")
+    assert reroute.stats_after["total"] == 37  # the reading that says so is kept, as after a success
     assert len(sandbox.calls(method="PATCH")) == 4
 
 
