@@ -71,7 +71,7 @@ class HistoryFilterForm(forms.Form):
         day = self.cleaned_data.get(name)
         if day is not None and not FIRST_DAY <= day <= LAST_DAY:
             raise forms.ValidationError(
-                f"Enter a date between {FIRST_DAY:%d/%m/%Y} and {LAST_DAY:%d/%m/%Y}.", code="out_of_range")
+                f"Enter a date between {FIRST_DAY:%Y-%m-%d} and {LAST_DAY:%Y-%m-%d}.", code="out_of_range")
         return day
 
     def clean_date_from(self):
