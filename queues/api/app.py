@@ -96,6 +96,10 @@ def _problem(request, problem: Problem):
 
 @api.exception_handler(ValidationError)
 def _invalid(request, error: ValidationError):
+    if any(item.get("type") == "missing" and tuple(item.get("loc", ())) == ("body", "body")
+           for item in error.errors):
+        return problem_response(request, status=400, kind="unreadable",
+                                detail="The request has no body: send a JSON object.")
     errors = [{"field": _field(tuple(item.get("loc", ()))), "message": item.get("msg", "Invalid value.")}
               for item in error.errors]
     return problem_response(request, status=422, kind="invalid", detail="The request has values that are not "

@@ -132,6 +132,10 @@ def test_it_answers_400_for_a_body_that_is_not_json(call, sandbox, lead):
     response = Client().post("/api/v1/reroutes", "source=Sales-3", content_type="application/json",
                              HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert response.status_code == 400 and response["Content-Type"] == PROBLEM
+    empty = Client().post("/api/v1/reroutes", "", content_type="application/json",
+                          HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert empty.status_code == 400 and empty.json()["type"] == "urn:sparkbot-dash:problem:unreadable"
+    assert empty.json()["detail"] == "The request has no body: send a JSON object."
 
 
 def test_it_reads_an_ended_reroute_with_counts_timeline_and_a_flat_result(call, sandbox):
