@@ -63,8 +63,14 @@ class HandoverPlanForm(forms.ModelForm):
         if schedule == HandoverPlan.Schedule.ONCE and "run_at" not in self.errors:
             if not data.get("run_at"):
                 self.add_error("run_at", "Give the date and time to run this plan.")
-            elif data["run_at"] <= timezone.now():
+            elif data["run_at"] <= timezone.now() and not self._run_once_kept(data["run_at"]):
                 self.add_error("run_at", "This time has passed; choose a time in the future.")
         if schedule == HandoverPlan.Schedule.DAILY and not data.get("daily_time"):
             self.add_error("daily_time", "Give the time of day to run this plan.")
         return data
+
+    def _run_once_kept(self, run_at) -> bool:
+        """The plan's one-time run, left as it was: once it has passed, the plan is still saved (its moves
+        or name edited); it does not run again (next_run_time)."""
+        stored = self.instance
+        return stored.pk is not None and stored.schedule == HandoverPlan.Schedule.ONCE and stored.run_at == run_at

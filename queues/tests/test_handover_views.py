@@ -150,3 +150,27 @@ def test_it_labels_the_next_run_with_the_time_zone_it_is_shown_in(manager_client
     html = manager_client.get("/handovers/").content.decode()
     assert re.search(r'<time datetime="[^"]+">\d+ \w+ \d{4} 06:30 JST</time>', html)
     assert " UTC</time>" not in html
+
+
+def test_it_saves_a_plan_whose_one_time_run_has_passed_as_long_as_that_time_is_left_as_it_was(
+        manager_client, sandbox):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    manager_client.post("/handovers/plans/new/", plan_form([(SALES_1, SALES_4)], schedule="once",
+                                                           run_at="2999-01-01T06:00"))
+    plan = HandoverPlan.objects.get()
+    passed = (timezone.now() - timedelta(hours=1)).replace(second=0, microsecond=0)
+    HandoverPlan.objects.filter(pk=plan.pk).update(run_at=passed, next_run_at=None)  # it ran an hour ago
+    kept = plan_form([(SALES_1, SALES_4)], name="Night to Day, renamed", schedule="once",
+                     run_at=f"{passed:%Y-%m-%dT%H:%M}")
+    response = manager_client.post(f"/handovers/plans/{plan.pk}/", kept)
+    assert response.status_code == 302, re.findall(r'class="error[^"]*"[^>]*>([^<]+)', response.content.decode())
+    plan.refresh_from_db()
+    assert plan.name == "Night to Day, renamed" and plan.run_at == passed and plan.next_run_at is None
+    listed = manager_client.get("/handovers/").content.decode()
+    when = f'<time datetime="{passed.isoformat()}">{passed.day} {passed:%b %Y %H:%M} UTC</time>'
+    assert f"Once, at a date and time: {when}" in listed  # when it ran, not only "Next run —"
+    moved = plan_form([(SALES_1, SALES_4)], schedule="once", run_at=f"{passed - timedelta(hours=1):%Y-%m-%dT%H:%M}")
+    assert "This time has passed" in manager_client.post(f"/handovers/plans/{plan.pk}/", moved).content.decode()
