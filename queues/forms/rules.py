@@ -100,6 +100,7 @@ class RuleForm(forms.ModelForm):
                                       "watched by this rule: a rule never moves a number's queue to itself."
                                       + (" Add it to the exceptions." if data.get("all_sources") else ""))
         self._check_target_count(data.get("target_kind"), targets)
+        self._check_targets_usable(targets)
         if (data.get("active_from") is None) != (data.get("active_until") is None):
             self.add_error("active_until", "Give both times of the active hours, or neither.")
         elif data.get("active_from") is not None and data["active_from"] == data["active_until"]:
@@ -113,6 +114,19 @@ class RuleForm(forms.ModelForm):
             self.add_error("targets", "The pool is empty: give the numbers it holds.")
         if kind == Rule.TargetKind.ONE and len(targets) != 1:
             self.add_error("targets", "Give exactly one target number, or choose a fallback list or a pool.")
+
+    def _check_targets_usable(self, targets: list[str]) -> None:
+        """A target whose account cannot receive (banned, disabled…) would leave every decision at "no
+        healthy target"; one that is offline now may be back when the rule fires, so it is taken."""
+        devices = self.fields["targets"].devices
+        unusable = [devices.get(t) for t in targets if devices.get(t) and not devices.get(t).is_usable]
+        if not unusable or "targets" in self.errors:
+            return
+        statuses = ", ".join(f"“{d.status}”" for d in unusable)
+        names = ", ".join(d.alias for d in unusable)
+        self.add_error("targets", f"{names} cannot receive a queue: its SparkBot status is {statuses}."
+                       if len(unusable) == 1 else
+                       f"{names} cannot receive a queue: their SparkBot statuses are {statuses}.")
 
     def _names(self, device_ids: list[str]) -> str:
         devices = self.fields["targets"].devices

@@ -48,6 +48,8 @@ def test_it_creates_a_rule_from_numbers_named_by_alias_phone_or_id(manager_clien
     ({"sources": ""}, "sources", "Give the numbers this rule watches, or make every number a source."),
     ({"sources": "Nobody"}, "sources", "Line 1: No number in SparkBot's device list is called “Nobody”"),
     ({"active_from": "08:00"}, "active_until", "Give both times of the active hours, or neither."),
+    ({"targets": "Sales-4\nBanned Line\nBilling Desk"}, "targets",
+     "Banned Line, Billing Desk cannot receive a queue: their SparkBot statuses are “banned”, “disabled”."),
 ])
 def test_it_explains_what_is_wrong_with_a_rule_and_saves_nothing(manager_client, sandbox, overrides, field, message):
     response = manager_client.post("/rules/new/", rule_form(**overrides))
