@@ -27,3 +27,24 @@ def test_every_typed_input_looks_like_a_text_box(browser_as, live_server, admin_
             if look != text_box:
                 unlike.append(f"{path} {box.get_attribute('name')} ({box.get_attribute('type')}): {look}")
     assert unlike == [], f"unlike the note box ({text_box}): " + "; ".join(unlike)
+
+
+LONG_NAME = "Night_shift_handover_for_the_Lisbon_and_Zurich_support_desks_when_the_evening_team_leaves_2026_v2"
+
+
+def test_a_long_name_without_spaces_wraps_inside_the_page(browser_as, live_server, admin_user, sandbox, page):
+    from queues import handovers
+    from queues.models import HandoverPlan, Rule
+    from sparkbot_sandbox.seed import SALES_1, SALES_4
+
+    plan = handovers.plan_save(plan=HandoverPlan(name=LONG_NAME), pairs=[(SALES_1, SALES_4)], user=None)
+    rule = Rule.objects.create(name=LONG_NAME, owner_username="admin", sources=[SALES_1], targets=[SALES_4])
+    browser_as("admin")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    wider = []
+    for path in ("/handovers/", "/rules/", f"/rules/{rule.pk}/", f"/handovers/plans/{plan.pk}/"):
+        page.goto(f"{live_server.url}{path}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 1280:
+            wider.append(f"{path}: {width} px")
+    assert wider == [], "pages wider than the 1280 px window: " + "; ".join(wider)
