@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from . import devices, dispatch, sentences, services
@@ -324,6 +324,16 @@ class Progress:
     @property
     def percent(self) -> int:
         return round(100 * self.done / self.total) if self.total else 100
+
+
+def runs_recent(*, limit: int = 20):
+    """The latest runs, each with `moves`, `failed` (moves whose reroute failed) and `not_run` (cancelled or
+    skipped), counted as run_progress counts them: a finished run may still have moves that did not move."""
+    return HandoverRun.objects.annotate(
+        moves=Count("items"),
+        failed=Count("items", filter=Q(items__status=Item.STARTED, items__reroute__status=Reroute.Status.FAILED)),
+        not_run=Count("items", filter=Q(items__status__in=[Item.CANCELLED, Item.SKIPPED])),
+    )[:limit]
 
 
 def run_progress(*, run: HandoverRun, items: list[HandoverRunItem]) -> Progress:

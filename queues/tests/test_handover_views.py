@@ -174,3 +174,23 @@ def test_it_saves_a_plan_whose_one_time_run_has_passed_as_long_as_that_time_is_l
     assert f"Once, at a date and time: {when}" in listed  # when it ran, not only "Next run —"
     moved = plan_form([(SALES_1, SALES_4)], schedule="once", run_at=f"{passed - timedelta(hours=1):%Y-%m-%dT%H:%M}")
     assert "This time has passed" in manager_client.post(f"/handovers/plans/{plan.pk}/", moved).content.decode()
+
+
+def test_the_list_of_runs_says_how_many_moves_failed(manager_client, sandbox, manager,
+                                                     django_capture_on_commit_callbacks):
+    from queues import services
+
+    plan = handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_1, SALES_4), (SALES_3, SALES_2)],
+                               user=manager)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = handovers.handover_start(plan=plan, user=manager)
+        handovers.handover_advance(run_id=run.pk)
+    sandbox.fault(route="*", status=401, times=20)
+    for reroute in run.reroutes.all():
+        services.reroute_execute(reroute_id=reroute.pk, attempt=1)
+    with django_capture_on_commit_callbacks(execute=False):
+        handovers.handover_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "finished"
+    listed = manager_client.get("/handovers/").content.decode()
+    assert 'by manager: finished, <strong class="error">2 of 2 moves failed</strong>' in listed

@@ -17,7 +17,7 @@ can_hand_over = permission_required("queues.run_handover", raise_exception=True)
 def handover_list(request):
     return render(request, "queues/handovers.html", {
         "plans": HandoverPlan.objects.prefetch_related("pairs"),
-        "runs": HandoverRun.objects.all()[:20],
+        "runs": handovers.runs_recent(),
     })
 
 
