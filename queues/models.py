@@ -630,6 +630,8 @@ class WebhookEndpoint(models.Model):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_username = models.CharField(max_length=150, blank=True)
+    form_key = models.UUIDField(null=True, blank=True, unique=True, editable=False,
+                                help_text="The form that made it: that form sent again makes no second one.")
 
     class Meta:
         ordering = ["name", "id"]

@@ -432,6 +432,21 @@ def delivery_resend(*, delivery: Delivery, user) -> None:
 # Setting up endpoints ---------------------------------------------------------------------------
 
 
+def webhook_create(*, endpoint: WebhookEndpoint, form_key: uuid.UUID | None, username: str) -> WebhookEndpoint:
+    """Save a new endpoint with a new secret; the endpoint this form (`form_key`) made already, if it made one."""
+    made = WebhookEndpoint.objects.filter(form_key=form_key).first() if form_key else None
+    if made:
+        return made
+    endpoint.secret, endpoint.form_key, endpoint.created_by_username = webhook_secret_new(), form_key, username
+    try:
+        with transaction.atomic():
+            endpoint.save()
+    except IntegrityError:  # the same form, sent twice at once: the other request saved it
+        endpoint.pk = None
+        return WebhookEndpoint.objects.get(form_key=form_key)
+    return endpoint
+
+
 def webhook_secret_new() -> str:
     """A Standard Webhooks secret: whsec_ and 32 random bytes in base64."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import urlparse
 
 from django import forms
@@ -22,6 +23,7 @@ class EventsField(forms.MultipleChoiceField):
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    form_key = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
     url = forms.URLField(label="URL", max_length=500, assume_scheme="https",
                          help_text="Where the dashboard POSTs; https:// unless it is on this machine or network.")
     events = EventsField()

@@ -86,6 +86,19 @@ def test_the_page_that_shows_a_secret_saves_edits_to_the_same_webhook(admin_clie
     assert endpoint.name == "n8n alerts, renamed" and endpoint.secret == shown_secret
 
 
+def test_the_form_sent_again_makes_no_second_webhook(admin_client):
+    page = admin_client.get("/notifications/webhooks/new/").content.decode()
+    form_key = re.search(r'name="form_key" value="([^"]+)"', page).group(1)
+    first = new_webhook(admin_client, form_key=form_key)
+    again = new_webhook(admin_client, form_key=form_key)  # a reload of the answer, or a second click
+    endpoint = WebhookEndpoint.objects.get()
+    assert first.status_code == 201 and again.status_code == 302
+    assert again["Location"] == f"/notifications/webhooks/{endpoint.pk}/"
+    shown = admin_client.get(again["Location"]).content.decode()
+    assert "“n8n alerts” was made already, from this same form: its secret was shown once, then." in shown
+    assert endpoint.secret not in shown and "Make a new secret" in shown
+
+
 @pytest.mark.parametrize("fields, error", [
     ({"url": "ftp://files.example.com/x"}, "Give an http:// or https:// address."),
     ({"url": "not a url"}, "Enter a valid URL."),

@@ -34,9 +34,12 @@ def webhook_edit(request, pk: int | None = None):
     if request.method == "POST" and form.is_valid():
         endpoint = form.save(commit=False)
         if endpoint.pk is None:
-            endpoint.secret = notify.webhook_secret_new()
-            endpoint.created_by_username = request.user.get_username()
-            endpoint.save()
+            made = notify.webhook_create(endpoint=endpoint, form_key=form.cleaned_data["form_key"],
+                                         username=request.user.get_username())
+            if made is not endpoint:  # this form made one already: its answer was reloaded, or sent twice
+                messages.info(request, f"“{made.name}” was made already, from this same form: its secret was "
+                                       "shown once, then. If you did not copy it, make a new one below.")
+                return redirect("queues:webhook", pk=made.pk)
             return _show_secret(request, endpoint, status=201)
         endpoint.save()
         messages.success(request, f"“{endpoint.name}” is saved.")
