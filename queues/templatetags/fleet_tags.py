@@ -33,14 +33,15 @@ def _row(row: FleetRow, page: FleetPage, number_url: str, reroute_url: str) -> s
     depth = "—" if number.queue_total is None else number.queue_total
     read = f"read {row.read_age}" if row.read_age else "not read yet"
     problem = f'<br><span class="error small">{escape(number.read_problem)}</span>' if number.read_problem else ""
+    # the links' ids let htmx give the keyboard focus back to them after each poll of the page
     return (
         f'<tr id="number-{device}"{css}>'
-        f'<th scope="row"><a href="{number_url}{device}/">{alias}</a><br><span class="muted small">{phone}</span></th>'
+        f'<th scope="row"><a id="number-link-{device}" href="{number_url}{device}/">{alias}</a><br><span class="muted small">{phone}</span></th>'
         f'<td>{escape(number.account_status)}</td>'
         f'<td><span class="session">{escape(number.session_status)}</span>{stuck}<br>'
         f'<span class="muted small">since {escape(row.state_since)}</span></td>'
         f'<td class="num"><span class="depth">{depth}</span><br><span class="muted small">{read}</span>{problem}</td>'
         f'<td class="chart-cell">{sparkline}</td>'
-        f'<td><a href="{reroute_url}?source={device}">Reroute from here'
+        f'<td><a id="reroute-from-{device}" href="{reroute_url}?source={device}">Reroute from here'
         f'<span class="visually-hidden"> ({alias})</span></a></td></tr>\n'
     )

@@ -35,3 +35,30 @@ def test_it_creates_a_plan_and_runs_it(browser_as, live_server, manager, sandbox
     expect(run_panel).to_contain_text("Moved 37 messages from Sales-3 to Sales-4.")
     run = HandoverRun.objects.get()
     assert run.status == "finished" and run.started_by_username == "manager"
+
+
+def test_a_live_page_keeps_the_keyboard_focus_where_it_was(browser_as, live_server, manager, sandbox):
+    from queues import devices, handovers, monitor
+    from queues.models import HandoverPlan
+    from sparkbot_sandbox.seed import SALES_1, SALES_4
+
+    plan = handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_1, SALES_4)], user=manager)
+    devices.device_list()  # read before SparkBot slows down: then each of the move's calls takes 0.9 s
+    sandbox.set_latency(900)  # so the run stays running a while, and its page polls
+    run = handovers.handover_start(plan=plan, user=manager)
+    page = browser_as("manager")
+    page.goto(f"{live_server.url}/handovers/runs/{run.pk}/")
+    page.get_by_role("button", name="Cancel the rest").focus()
+    with page.expect_response(lambda r: f"/handovers/runs/{run.pk}/" in r.url):
+        pass  # the page's next poll, which swaps the run's panel
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.activeElement.textContent") == "Cancel the rest", page.inner_text("#handover-run")
+
+    sandbox.set_latency(0)
+    monitor.monitor_cycle()
+    page.goto(f"{live_server.url}/numbers/")
+    page.get_by_role("link", name="Sales-1", exact=True).focus()
+    with page.expect_response(lambda r: "/numbers/" in r.url):
+        page.evaluate("htmx.trigger('#numbers-live', 'refresh')")
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.activeElement.textContent") == "Sales-1"

@@ -37,13 +37,14 @@ def row_of(html: str, device_id: str) -> str:
 def test_it_shows_each_number_with_its_state_since_when_and_its_depth_with_the_readings_age(lead_client, fleet_read):
     html = lead_client.get("/numbers/").content.decode()
     row = row_of(html, SALES_1)
-    assert '<a href="/numbers/65a000000000000000000001/">Sales-1</a>' in row and "+447700900001" in row
+    assert '<a id="number-link-65a000000000000000000001" href="/numbers/65a000000000000000000001/">Sales-1</a>' in row and "+447700900001" in row
     assert "<td>operative</td>" in row and '<span class="session">offline</span>' in row and "cannot deliver" in row
     since = timezone.localtime(Number.objects.get(device_id=SALES_1).state_since)
     assert f"since {since:%H:%M} UTC (0 s)" in row or f"since {since:%H:%M} UTC (1 s)" in row
     assert '<span class="depth">400</span>' in row and re.search(r"read \d s ago", row)
     assert '<svg class="chart spark"' in row
-    link = f'<a href="/reroute/?source={SALES_1}">Reroute from here<span class="visually-hidden"> (Sales-1)</span></a>'
+    link = (f'<a id="reroute-from-{SALES_1}" href="/reroute/?source={SALES_1}">Reroute from here'
+            '<span class="visually-hidden"> (Sales-1)</span></a>')
     assert link in row
     assert "8 numbers cannot deliver, holding 404 messages." in html
     assert re.search(r"Monitor: last cycle ended \d s ago; device list read \d s ago\.", html)
@@ -81,9 +82,9 @@ def test_it_pages_the_overview_with_plain_links(lead_client, fleet_read, monkeyp
     first = lead_client.get("/numbers/?has_messages=1").content.decode()
     assert '<a href="/numbers/?has_messages=1&amp;page=2" rel="next">Next ›</a>' not in first  # 5 hold messages
     first = lead_client.get("/numbers/").content.decode()
-    assert '<a href="/numbers/?page=2" rel="next">Next ›</a>' in first and "Page 1 of 3" in first
+    assert '<a id="numbers-next" href="/numbers/?page=2" rel="next">Next ›</a>' in first and "Page 1 of 3" in first
     third = lead_client.get("/numbers/?page=3").content.decode()
-    assert '<a href="/numbers/?page=2" rel="prev">‹ Previous</a>' in third and len(re.findall("<tr id=", third)) == 3
+    assert '<a id="numbers-previous" href="/numbers/?page=2" rel="prev">‹ Previous</a>' in third and len(re.findall("<tr id=", third)) == 3
 
 
 def test_it_answers_htmx_polls_with_the_live_part_and_keeps_the_address(lead_client, fleet_read):
