@@ -30,8 +30,9 @@ def handover_note(plan_name: str) -> str:
     return f"Handover “{plan_name}”"
 
 
-def requested(username: str, source_label: str, target_label: str) -> str:
-    return f"{username} asked to move the queue of {source_label} to {target_label}."
+def requested(username: str, source_label: str, target_label: str, *, rule_name: str = "") -> str:
+    who = f"Failover rule “{rule_name}” (owner: {username})" if rule_name else username
+    return f"{who} asked to move the queue of {source_label} to {target_label}."
 
 
 def started(attempt: int) -> str:

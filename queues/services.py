@@ -98,8 +98,8 @@ def reroute_request(
         target_id=target.id, target_alias=target.alias, target_phone=target.phone,
         search_text=search_text(note, source, target),
     )
-    requested = RerouteEvent(kind=Kind.REQUESTED, message=sentences.requested(asked.requested_by_username,
-                                                                               source.label, target.label))
+    requested = RerouteEvent(kind=Kind.REQUESTED, message=sentences.requested(
+        asked.requested_by_username, source.label, target.label, rule_name=asked.rule_name))
     try:  # a key used before fails the insert: _existing_or_busy tells which request it was
         bulk.insert_with_child(asked, requested, link="reroute")
     except IntegrityError as error:

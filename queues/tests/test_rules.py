@@ -85,6 +85,9 @@ def test_it_waits_out_the_minutes_then_moves_the_queue_of_a_number_that_went_off
     assert (reroute.origin, reroute.rule_id, reroute.rule_name) == ("rule", failover.pk, "Sales failover")
     assert (reroute.requested_by, reroute.requested_by_username) == (manager, "manager")
     assert reroute.note.startswith("Sales-1 offline for 6 min holding 12 messages: rule “Sales failover”")
+    assert reroute.events.order_by("id").first().message == (  # nobody asked: the rule did, by itself
+        "Failover rule “Sales failover” (owner: manager) asked to move the queue of Sales-1 (+447700900001) to "
+        "Sales-4 (+447700900004).")
     assert reroute.status == "succeeded" and reroute.messages_moved == 12
     assert fleet.queue(SALES_4)["total"] == 12
 
