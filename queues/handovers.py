@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from . import devices, dispatch, sentences, services
 from .devices import DeviceList
-from .models import HandoverPair, HandoverPlan, HandoverRun, HandoverRunItem, Reroute
+from .models import HandoverPair, HandoverPlan, HandoverRun, HandoverRunItem, Number, Reroute
 from .sparkbot import Device, SparkBotError
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,9 @@ def handover_start(*, plan: HandoverPlan, user, trigger: str = HandoverRun.Trigg
                 started_by_username=user.get_username() if user else SCHEDULER,
                 trigger=trigger, pause_sources=plan.pause_sources, in_order=plan.in_order,
             )
-            HandoverRunItem.objects.bulk_create(_item(run, pair, device_list) for pair in plan.pairs.all())
+            pairs = list(plan.pairs.all())
+            gone = _last_known([i for p in pairs for i in (p.source_id, p.target_id) if not device_list.get(i)])
+            HandoverRunItem.objects.bulk_create(_item(run, pair, device_list, gone) for pair in pairs)
             transaction.on_commit(lambda: _advance_soon(run.pk))
     except IntegrityError:
         raise RunInProgress(unfinished_run(plan=plan)) from None
@@ -118,14 +120,21 @@ def unfinished_run(*, plan: HandoverPlan) -> HandoverRun | None:
     return HandoverRun.objects.filter(plan=plan, ended_at__isnull=True).first()
 
 
-def _item(run: HandoverRun, pair: HandoverPair, device_list) -> HandoverRunItem:
+def _last_known(device_ids: list[str]) -> dict[str, Device]:
+    """Numbers gone from SparkBot's list, as the fleet monitor last saw them (alias and phone), by id."""
+    return {n.device_id: Device(n.device_id, n.alias, n.phone, n.account_status, n.session_status)
+            for n in Number.objects.filter(device_id__in=device_ids)} if device_ids else {}
+
+
+def _item(run: HandoverRun, pair: HandoverPair, device_list, gone: dict[str, Device]) -> HandoverRunItem:
+    """The run's item for a pair; skipped when a number has left SparkBot's list (named as last known)."""
     source, target = device_list.get(pair.source_id), device_list.get(pair.target_id)
+    known_source = source or gone.get(pair.source_id) or Device(pair.source_id, pair.source_id, "", "", "")
+    known_target = target or gone.get(pair.target_id) or Device(pair.target_id, pair.target_id, "", "", "")
     item = HandoverRunItem(run=run, position=pair.position, source_id=pair.source_id, target_id=pair.target_id,
-                           source_alias=source.alias if source else pair.source_id,
-                           source_phone=source.phone if source else "",
-                           target_alias=target.alias if target else pair.target_id,
-                           target_phone=target.phone if target else "")
-    missing = [d for d, found in ((pair.source_id, source), (pair.target_id, target)) if found is None]
+                           source_alias=known_source.alias, source_phone=known_source.phone,
+                           target_alias=known_target.alias, target_phone=known_target.phone)
+    missing = [known.label for known, found in ((known_source, source), (known_target, target)) if found is None]
     if missing:
         item.status = Item.SKIPPED
         item.waiting_reason = (f"{', '.join(missing)} is no longer a SparkBot device; "

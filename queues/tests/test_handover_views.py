@@ -194,3 +194,19 @@ def test_the_list_of_runs_says_how_many_moves_failed(manager_client, sandbox, ma
     assert run.status == "finished"
     listed = manager_client.get("/handovers/").content.decode()
     assert 'by manager: finished, <strong class="error">2 of 2 moves failed</strong>' in listed
+
+
+def test_a_move_whose_number_left_sparkbot_names_it_as_the_monitor_last_knew_it(manager_client, sandbox, manager,
+                                                                               django_capture_on_commit_callbacks):
+    from queues import devices, monitor
+
+    monitor.monitor_cycle()  # the monitor has seen Sales-3
+    plan = handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_3, SALES_4)], user=manager)
+    sandbox.control("POST", f"/devices/{SALES_3}/remove")
+    devices.device_list_forget()
+    with django_capture_on_commit_callbacks(execute=False):
+        run = handovers.handover_start(plan=plan, user=manager)
+    item = run.items.get()
+    assert (item.status, item.source_alias, item.source_phone) == ("skipped", "Sales-3", "+447700900003")
+    assert item.waiting_reason == ("Sales-3 (+447700900003) is no longer a SparkBot device; edit the plan and "
+                                   "choose another number.")
