@@ -23,7 +23,7 @@ from django.utils import timezone
 from . import devices, dispatch, sentences, services
 from .devices import DeviceList
 from .models import HandoverPair, HandoverPlan, HandoverRun, HandoverRunItem, Number, Reroute
-from .sparkbot import Device, SparkBotError
+from .sparkbot import USABLE_STATUSES, Device, SparkBotError
 
 logger = logging.getLogger(__name__)
 Item = HandoverRunItem.Status
@@ -333,6 +333,22 @@ class Progress:
     @property
     def percent(self) -> int:
         return round(100 * self.done / self.total) if self.total else 100
+
+
+def plans_listed() -> list[HandoverPlan]:
+    """Every plan with its pairs, and `cannot_deliver`: the sentence naming its targets that cannot
+    deliver now as the fleet monitor last read them ("" when all can, or the monitor has not read them)."""
+    plans = list(HandoverPlan.objects.prefetch_related("pairs"))
+    targets = {pair.target_id for plan in plans for pair in plan.pairs.all()}
+    stuck = {n.device_id: n for n in Number.objects.filter(device_id__in=targets, can_deliver=False)}
+    for plan in plans:
+        labels = [_stuck_label(stuck[p.target_id]) for p in plan.pairs.all() if p.target_id in stuck]
+        plan.cannot_deliver = sentences.targets_cannot_deliver(list(dict.fromkeys(labels))) if labels else ""
+    return plans
+
+
+def _stuck_label(number: Number) -> str:
+    return f"{number.alias} ({number.session_status if number.account_status in USABLE_STATUSES else number.account_status})"
 
 
 def runs_recent(*, limit: int = 20):

@@ -30,6 +30,15 @@ def handover_note(plan_name: str) -> str:
     return f"Handover “{plan_name}”"
 
 
+def targets_cannot_deliver(labels: list[str]) -> str:
+    """A plan's targets that cannot deliver now: their moves would strand the messages there."""
+    if len(labels) == 1:
+        return (f"Cannot deliver now, as the monitor last read it: {labels[0]}. "
+                "Its move would leave the messages waiting there.")
+    return (f"Cannot deliver now, as the monitor last read them: {', '.join(labels)}. "
+            "Their moves would leave the messages waiting there.")
+
+
 def requested(username: str, source_label: str, target_label: str, *, rule_name: str = "") -> str:
     who = f"Failover rule “{rule_name}” (owner: {username})" if rule_name else username
     return f"{who} asked to move the queue of {source_label} to {target_label}."

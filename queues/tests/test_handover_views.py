@@ -210,3 +210,31 @@ def test_a_move_whose_number_left_sparkbot_names_it_as_the_monitor_last_knew_it(
     assert (item.status, item.source_alias, item.source_phone) == ("skipped", "Sales-3", "+447700900003")
     assert item.waiting_reason == ("Sales-3 (+447700900003) is no longer a SparkBot device; edit the plan and "
                                    "choose another number.")
+
+
+def test_the_plans_list_warns_of_targets_that_cannot_deliver_now(manager_client, sandbox, manager):
+    from queues import monitor
+    from sparkbot_sandbox.seed import OFFLINE_DEVICE
+
+    monitor.monitor_cycle()
+    handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_3, OFFLINE_DEVICE), (SALES_1, SALES_4)],
+                        user=manager)
+    handovers.plan_save(plan=HandoverPlan(name="Morning"), pairs=[(SALES_1, SALES_2)], user=manager)
+    listed = manager_client.get("/handovers/").content.decode()
+    warning = ("Cannot deliver now, as the monitor last read it: Café Zürich — Kundendienst (offline). "
+               "Its move would leave the messages waiting there.")
+    assert listed.count(warning) == 1 and listed.index("Evening") < listed.index(warning) < listed.index("Morning")
+
+
+def test_run_now_with_the_device_list_down_says_so_above_every_plan(manager_client, sandbox, manager):
+    from queues import devices
+
+    plan = handovers.plan_save(plan=HandoverPlan(name="Evening"), pairs=[(SALES_3, SALES_4)], user=manager)
+    handovers.plan_save(plan=HandoverPlan(name="Morning"), pairs=[(SALES_1, SALES_2)], user=manager)
+    sandbox.fault(route="devices_list", status=500, times=10)
+    devices.device_list_forget()
+    response = manager_client.post(f"/handovers/plans/{plan.pk}/run/")
+    page = response.content.decode()
+    assert response.status_code == 503 and not HandoverRun.objects.exists()
+    assert "SparkBot did not answer (500)" in page and "Evening" in page and "Morning" in page
+    assert "Recent runs" in page

@@ -15,10 +15,13 @@ can_hand_over = permission_required("queues.run_handover", raise_exception=True)
 @require_GET
 @can_hand_over
 def handover_list(request):
+    return _handovers_page(request)
+
+
+def _handovers_page(request, *, devices_error: str = "", status: int = 200):
     return render(request, "queues/handovers.html", {
-        "plans": HandoverPlan.objects.prefetch_related("pairs"),
-        "runs": handovers.runs_recent(),
-    })
+        "plans": handovers.plans_listed(), "runs": handovers.runs_recent(), "devices_error": devices_error,
+    }, status=status)
 
 
 @require_POST
@@ -44,8 +47,7 @@ def plan_run(request, pk: int):
     plan = get_object_or_404(HandoverPlan, pk=pk)
     device_list, devices_error = load_devices()
     if device_list is None:
-        return render(request, "queues/handovers.html", {"devices_error": devices_error, "plans": [plan]},
-                      status=503)
+        return _handovers_page(request, devices_error=devices_error, status=503)  # the whole list, as before
     try:
         run = handovers.handover_start(plan=plan, user=request.user, device_list=device_list)
     except handovers.RunInProgress as busy:
