@@ -50,6 +50,7 @@ class FleetSummary:
     cannot_deliver_messages: int
     holding: int
     messages: int
+    unread: int = 0  # numbers whose queue the monitor has not read yet: left out of the sums
 
     @property
     def headline(self) -> str:
@@ -65,10 +66,16 @@ class FleetSummary:
     def detail(self) -> str:
         if not self.numbers:
             return ""
+        if self.unread == self.numbers:
+            return f"No queue is read yet: the queues of all {_count(self.numbers, 'number')} are still to be read."
         if not self.holding:
-            return f"No queued messages on any of the {_count(self.numbers, 'number')}."
-        return (f"{self.holding:,} of {_count(self.numbers, 'number')} hold messages, "
-                f"{_count(self.messages, 'message')} in all.")
+            sums = f"No queued messages on any of the {_count(self.numbers - self.unread, 'number')} read."
+        else:
+            sums = (f"{self.holding:,} of {_count(self.numbers, 'number')} hold messages, "
+                    f"{_count(self.messages, 'message')} in all.")
+        if self.unread:
+            sums += f" The queues of {_count(self.unread, 'number')} are not read yet: these figures leave them out."
+        return sums
 
 
 def _count(n: int, noun: str) -> str:
@@ -83,6 +90,7 @@ def fleet_summary() -> FleetSummary:
         numbers=Count("pk"), cannot_deliver=Count("pk", filter=cannot),
         cannot_deliver_messages=Sum("queue_total", filter=cannot & holding, default=0),
         holding=Count("pk", filter=holding), messages=Sum("queue_total", filter=holding, default=0),
+        unread=Count("pk", filter=Q(read_at__isnull=True)),
     )
     return FleetSummary(**found)
 

@@ -11,7 +11,7 @@ from queues import devices, fleet, monitor
 from queues.models import MonitorState, Number
 from queues.sparkbot import Device, QueueStats
 from sparkbot_sandbox.seed import (
-    HTML_ALIAS, OFFLINE_DEVICE, SALES_3, SEED_DEVICES,
+    HTML_ALIAS, OFFLINE_DEVICE, SALES_1, SALES_3, SEED_DEVICES,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -58,6 +58,16 @@ def test_it_sums_up_what_cannot_be_delivered(fleet_read):
     assert fleet.FleetSummary(3, 1, 1, 1, 1).headline == "1 number cannot deliver, holding 1 message."
     assert fleet.FleetSummary(3, 0, 0, 0, 0).headline == "Every number can deliver (3 numbers)."
     assert fleet.FleetSummary(0, 0, 0, 0, 0).headline == "The monitor has not listed any number yet."
+
+
+def test_its_sums_say_how_many_queues_are_not_read_yet(fleet_read):
+    Number.objects.filter(device_id__in=[SALES_1, OFFLINE_DEVICE]).update(queue_total=None, read_at=None)
+    assert fleet.fleet_summary().detail == (
+        f"3 of {len(SEED_DEVICES)} numbers hold messages, 49 messages in all. The queues of 2 numbers are not "
+        "read yet: these figures leave them out.")
+    Number.objects.update(queue_total=None, read_at=None)
+    assert fleet.fleet_summary().detail == (
+        f"No queue is read yet: the queues of all {len(SEED_DEVICES)} numbers are still to be read.")
 
 
 def test_it_leaves_out_numbers_that_left_the_device_list(fleet_read):
