@@ -272,7 +272,7 @@ def state_changes(*, number: Number, since: datetime, now: datetime) -> tuple[li
         until = at
     if cut:
         return changes, cut
-    before = (NumberSnapshot.objects.filter(number=number, at__lt=since).order_by("-at")
+    before = (NumberSnapshot.objects.filter(number=number, at__lt=since).order_by("-at", "-id")
               .values_list("account_status", "session_status").first())
     if before is None:  # the oldest row is the first time the monitor saw this number
         return changes, cut
