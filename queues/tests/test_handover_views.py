@@ -195,6 +195,13 @@ def test_the_list_of_runs_says_how_many_moves_failed(manager_client, sandbox, ma
     listed = manager_client.get("/handovers/").content.decode()
     assert 'by manager: finished, <strong class="error">2 of 2 moves failed</strong>' in listed
 
+    with django_capture_on_commit_callbacks(execute=False):  # the moves wait for their new reroutes
+        assert handovers.handover_retry_failed(run=run) == 2
+    page = manager_client.get(f"/handovers/runs/{run.pk}/").content.decode()
+    rows = re.findall(r'<tr class="item-[^"]*">.*?</tr>', page, re.S)
+    assert len(rows) == 2 and all("Waiting" in row and "Retrying." in row and "Failed" not in row for row in rows)
+    assert "0 of 2 moves done" in page
+
 
 def test_a_move_whose_number_left_sparkbot_names_it_as_the_monitor_last_knew_it(manager_client, sandbox, manager,
                                                                                django_capture_on_commit_callbacks):
