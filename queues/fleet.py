@@ -103,7 +103,7 @@ def fleet_filtered(*, filters: FleetFilters) -> QuerySet:
     if filters.has_messages:
         numbers = numbers.filter(queue_total__gt=0)
     if filters.q:
-        match = Q(alias__icontains=filters.q)
+        match = Q(alias__icontains=filters.q) | Q(device_id=filters.q.lower())  # an alias's part, or an id
         if PHONE_LIKE.fullmatch(filters.q):  # "+44 7700-900 003" finds +447700900003
             match |= Q(phone__contains="".join(ch for ch in filters.q if ch.isdigit() or ch == "+"))
         numbers = numbers.filter(match)

@@ -831,7 +831,7 @@ def duration_words(span: timedelta) -> str:
 
 
 def local_time(moment: datetime, rule: Rule) -> str:
-    return f"{moment.astimezone(ZoneInfo(rule.time_zone)):%H:%M} ({rule.time_zone})"
+    return f"{moment.astimezone(ZoneInfo(rule.time_zone)):%H:%M:%S} ({rule.time_zone})"
 
 
 def _hours(rule: Rule) -> str:

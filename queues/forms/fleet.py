@@ -20,7 +20,7 @@ class FleetFilterForm(forms.Form):
     q = forms.CharField(
         label="Search", required=False, max_length=SEARCH_MAX_LENGTH,
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "alias or phone", "autocomplete": "off"}),
-        help_text="Part of an alias or a phone number.",
+        help_text="Part of an alias or a phone number, or a number's id.",
     )
     page = forms.IntegerField(required=False, min_value=1, max_value=PAGE_MAX,
                               error_messages={key: "The page in this link is not valid: start again from page 1."

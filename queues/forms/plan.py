@@ -240,7 +240,8 @@ class PlanRows:
         for source in sources:
             (repeated if source in seen else seen).add(source)
         if repeated:
-            self.errors.append(f"{self._labels(repeated)} appears as a source more than once: "
+            verb = "appears as a source" if len(repeated) == 1 else "appear as sources"
+            self.errors.append(f"{self._labels(repeated)} {verb} more than once: "
                                "a number hands its queue over once per plan.")
         chained = {target for _, target in pairs} & seen
         if chained and not in_order:

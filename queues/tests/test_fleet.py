@@ -49,6 +49,7 @@ def test_it_filters_by_cannot_deliver_by_messages_and_by_alias_or_phone(fleet_re
     assert aliases(by_phone) == ["Sales-3"]
     assert aliases(fleet.fleet_page(filters=fleet.FleetFilters(q="sales 3"))) == []  # words: aliases only
     assert aliases(fleet.fleet_page(filters=fleet.FleetFilters(q="<script>"))) == [HTML_ALIAS]
+    assert aliases(fleet.fleet_page(filters=fleet.FleetFilters(q=SALES_3.upper()))) == ["Sales-3"]  # its id
 
 
 def test_it_sums_up_what_cannot_be_delivered(fleet_read):

@@ -40,6 +40,8 @@ def test_it_creates_a_plan_from_pairs_of_numbers(manager_client, sandbox, manage
 @pytest.mark.parametrize("pairs, extra, message", [
     ([(SALES_1, SALES_1)], {}, "A number cannot hand its queue to itself."),
     ([(SALES_1, SALES_4), (SALES_1, SALES_2)], {}, "appears as a source more than once"),
+    ([(SALES_1, SALES_4), (SALES_1, SALES_2), (SALES_3, SALES_4), (SALES_3, SALES_2)], {},
+     "appear as sources more than once: a number hands its queue over once per plan."),
     ([(SALES_1, SALES_2), (SALES_2, SALES_3)], {}, "both receives and hands over a queue"),
     ([(SALES_1, "")], {}, "Choose both numbers of the pair, or neither."),
     ([("65a000000000000000000999", SALES_4)], {}, "no longer in SparkBot&#x27;s device list"),

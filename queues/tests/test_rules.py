@@ -4,6 +4,7 @@ Time is moved by evaluating "as of" a later moment; reroutes a rule fires run to
 process (the flow through a worker and beat is in test_failover.py).
 """
 
+import re
 import threading
 from datetime import timedelta
 
@@ -118,6 +119,7 @@ def test_it_waits_out_its_cooldown_after_firing(fleet, manager):
     evaluate(after_minutes=10)
     cooling = last(failover)
     assert cooling.outcome == Outcome.COOLING_DOWN and "cooling down until" in cooling.message
+    assert re.search(r"cooling down until \d\d:\d\d:\d\d \(", cooling.message)  # to the second: 00:25 read as over
     assert Reroute.objects.count() == 1
     evaluate(after_minutes=31)
     assert last(failover).outcome == Outcome.FIRED and Reroute.objects.count() == 2
