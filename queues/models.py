@@ -613,6 +613,7 @@ class NotificationEvent(models.TextChoices):
     HANDOVER_RUN_ENDED = "handover_run.ended", "A handover run ended"
     RULE_FIRED = "rule.fired", "A failover rule fired"
     RULE_DRY_RUN = "rule.dry_run", "A failover rule would fire (dry run)"
+    RULE_NO_TARGET = "rule.no_target", "A failover rule cannot act: no healthy target"
 
 
 class WebhookEndpoint(models.Model):

@@ -64,22 +64,29 @@ def on_handover_run_ended(sender, *, run: HandoverRun, **kwargs) -> None:
                          "moves succeeded", text=run_text(data))
 
 
+RULE_EVENTS = {  # a decision's outcome: its event, and what the rule did in the subject's words
+    RuleDecision.Outcome.FIRED: (Event.RULE_FIRED, "fired"),
+    RuleDecision.Outcome.WOULD_FIRE: (Event.RULE_DRY_RUN, "would fire (dry run)"),
+    RuleDecision.Outcome.NO_HEALTHY_TARGET: (Event.RULE_NO_TARGET, "cannot act"),
+}
+
+
 def on_rules_decided(sender, *, decisions: list[RuleDecision], **kwargs) -> None:
-    """Rules fired, or would have fired in dry run (an evaluation's decisions come together)."""
+    """Rules fired, would have fired in dry run, or cannot act for want of a healthy target (an
+    evaluation's decisions come together)."""
     listeners = listeners_now()
     for decision in decisions:
         _rule_decided(decision, listeners)
 
 
 def _rule_decided(decision: RuleDecision, listeners: Listeners) -> None:
-    fired = decision.outcome == RuleDecision.Outcome.FIRED
+    event, verb = RULE_EVENTS[decision.outcome]
     rule = decision.rule
     data = {"id": decision.pk, "rule": {"id": rule.pk, "name": rule.name}, "outcome": decision.outcome,
             "source": {"id": decision.source_id, "alias": decision.source_alias}, "message": decision.message,
             "reroute": decision.reroute_id, "at": _iso(decision.at),
             "url": f"{settings.SITE_URL}/rules/{rule.pk}/"}
-    verb = "fired" if fired else "would fire (dry run)"
-    event_record(event_type=Event.RULE_FIRED if fired else Event.RULE_DRY_RUN, about=f"Rule #{rule.pk}",
+    event_record(event_type=event, about=f"Rule #{rule.pk}",
                  data={"rule_decision": data}, subject=f"Rule “{rule.name}” {verb} for {decision.source_alias}"[:200],
                  text=f"Rule “{rule.name}” {verb}: {decision.message}", listeners=listeners)
 

@@ -303,10 +303,11 @@ class Pending:
                            recorded=[{"last_message": decision.message, "last_decision": row}
                                      for (_rule, _source, _watch, decision), row in zip(self.decided, recorded)])
             _write_watches(self.remembered, fields=WATCH_MEMORY)
-        would_fire = [row for row in recorded if row.outcome == Outcome.WOULD_FIRE]
-        for row in would_fire:
+        # told once, when recorded: a rule would have fired (dry run), or cannot act and a person must
+        told = [row for row in recorded if row.outcome in (Outcome.WOULD_FIRE, Outcome.NO_HEALTHY_TARGET)]
+        for row in told:
             logger.info("rule %s: %s", row.rule_id, row.message)
-        dispatch.rules_have_decided(would_fire)
+        dispatch.rules_have_decided(told)
 
 
 # Evaluating -----------------------------------------------------------------------------

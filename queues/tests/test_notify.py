@@ -2,6 +2,7 @@
 "send again", and one sender at a time. The sender runs here, in the test process, against a real
 HTTP receiver that verifies each signature with the standardwebhooks package."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -238,3 +239,23 @@ def test_it_tells_when_a_rule_fired_or_would_fire_in_dry_run(manager, sandbox, s
     fired = deliveries["rule.fired"]
     assert fired.about == f"Rule #{real.pk}" and "Sales-1 offline for 0 s holding 12 messages" in fired.body
     assert "Would move the queue of Sales-3 to Sales-2 (dry run)" in deliveries["rule.dry_run"].body
+
+
+def test_it_tells_once_when_a_rule_cannot_act_for_want_of_a_healthy_target(manager, sandbox, settings):
+    from queues import monitor
+    from queues.models import MonitorState, Rule
+    from sparkbot_sandbox.seed import OFFLINE_DEVICE
+
+    settings.MONITOR_CALLS_PER_MINUTE = 6000
+    endpoint("https://rules.example.com/", events=["rule.no_target"], name="rules")
+    stuck = Rule.objects.create(name="Stuck", owner=manager, owner_username="manager", enabled=True, dry_run=False,
+                                sources=[SALES_1], targets=[OFFLINE_DEVICE], minutes=0)
+    sandbox.control("POST", f"/devices/{SALES_1}", json={"sessionStatus": "offline"})
+    monitor.monitor_cycle()
+    MonitorState.objects.update(devices_read_at=None)
+    monitor.monitor_cycle()  # the same situation again: nothing new to tell
+    delivery = Delivery.objects.get()
+    assert delivery.event_type == "rule.no_target" and delivery.about == f"Rule #{stuck.pk}"
+    decision = json.loads(delivery.body)["data"]["rule_decision"]
+    assert decision["outcome"] == "no_target" and decision["rule"]["name"] == "Stuck"
+    assert "no healthy target: Café Zürich — Kundendienst cannot deliver now (offline" in decision["message"]
