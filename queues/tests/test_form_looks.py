@@ -48,3 +48,13 @@ def test_a_long_name_without_spaces_wraps_inside_the_page(browser_as, live_serve
         if width > 1280:
             wider.append(f"{path}: {width} px")
     assert wider == [], "pages wider than the 1280 px window: " + "; ".join(wider)
+
+
+def test_a_phone_sized_window_reaches_every_link_of_the_top_bar_without_scrolling_sideways(
+        browser_as, live_server, admin_user, sandbox, page):
+    browser_as("admin")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/reroute/")
+    outside = page.locator("header.top a, header.top button").evaluate_all(
+        "links => links.filter(l => l.getBoundingClientRect().right > 390).map(l => l.textContent.trim())")
+    assert outside == [], f"beyond the right edge of a 390 px window: {outside}"
