@@ -155,8 +155,10 @@ class RerouteFilters(Schema):
     rule: int | None = Field(None, ge=1, le=2**63 - 1, description="A failover rule's id: the reroutes it made.")
     q: str | None = Field(None, max_length=100, description="Text in the note, aliases or phones (3 characters "
                           "at least).")
-    before: int | None = Field(None, ge=1, le=2**63 - 1, description="Cursor: the page after this reroute id.")
-    after: int | None = Field(None, ge=1, le=2**63 - 1, description="Cursor: the page before this reroute id.")
+    before: int | None = Field(None, ge=1, le=2**63 - 1, description="Cursor: the page after this reroute id "
+                               "(not with `after`).")
+    after: int | None = Field(None, ge=1, le=2**63 - 1, description="Cursor: the page before this reroute id "
+                              "(not with `before`).")
 
 
 # Numbers -----------------------------------------------------------------------------------------
