@@ -348,7 +348,8 @@ def plans_listed() -> list[HandoverPlan]:
 
 
 def _stuck_label(number: Number) -> str:
-    return f"{number.alias} ({number.session_status if number.account_status in USABLE_STATUSES else number.account_status})"
+    why = number.session_status if number.account_status in USABLE_STATUSES else number.account_status
+    return f"{number.alias} ({why})"
 
 
 def runs_recent(*, limit: int = 20):

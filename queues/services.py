@@ -110,15 +110,17 @@ def reroute_request(
 
 def reroute_sent_again(*, idempotency_key: uuid.UUID, user, origin: str, source: str, target: str,
                        note: str, username: str = "") -> Reroute | None:
-    """The reroute an earlier request with this key made, when this request is that one sent again (its
-    numbers named by id, phone or alias; `username` as for reroute_request). A retry is answered with it whatever SparkBot's device list
-    says now: a number that changed since must not turn a move that happened into a refusal. None for
-    a key not used yet; raises KeyReused for a key used for another request."""
+    """The reroute an earlier request with this key made, when this request is that one sent again
+    (its numbers named by id, phone or alias; `username` as for reroute_request). A retry is answered
+    with it whatever SparkBot's device list says now: a number that changed since must not turn a move
+    that happened into a refusal. None for a key not used yet; raises KeyReused for a key used for
+    another request."""
     existing = Reroute.objects.filter(idempotency_key=idempotency_key).first()
     if existing is None:
         return None
     same = (existing.requested_by_id == (user.pk if user else None) and existing.origin == origin
-            and existing.requested_by_username == (username or user.get_username()) and existing.note == note.strip()
+            and existing.requested_by_username == (username or user.get_username())
+            and existing.note == note.strip()
             and names_device(source, device_id=existing.source_id, phone=existing.source_phone,
                              alias=existing.source_alias)
             and names_device(target, device_id=existing.target_id, phone=existing.target_phone,

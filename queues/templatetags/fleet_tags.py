@@ -36,7 +36,8 @@ def _row(row: FleetRow, page: FleetPage, number_url: str, reroute_url: str) -> s
     # the links' ids let htmx give the keyboard focus back to them after each poll of the page
     return (
         f'<tr id="number-{device}"{css}>'
-        f'<th scope="row"><a id="number-link-{device}" href="{number_url}{device}/">{alias}</a><br><span class="muted small">{phone}</span></th>'
+        f'<th scope="row"><a id="number-link-{device}" href="{number_url}{device}/">{alias}</a>'
+        f'<br><span class="muted small">{phone}</span></th>'
         f'<td>{escape(number.account_status)}</td>'
         f'<td><span class="session">{escape(number.session_status)}</span>{stuck}<br>'
         f'<span class="muted small">since {escape(row.state_since)}</span></td>'
