@@ -436,6 +436,18 @@ def delivery_resend(*, delivery: Delivery, user) -> None:
     sender_wake()
 
 
+def deliveries_logged(*, endpoint: WebhookEndpoint | None, status: str | None, before: int | None):
+    """The delivery log, newest first: one endpoint's or all, of one status or any, older than `before`."""
+    deliveries = Delivery.objects.order_by("-id")
+    if endpoint:
+        deliveries = deliveries.filter(endpoint=endpoint)
+    if status:
+        deliveries = deliveries.filter(status=status)
+    if before:
+        deliveries = deliveries.filter(pk__lt=before)
+    return deliveries
+
+
 # Setting up endpoints ---------------------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ from urllib.parse import urlparse
 
 from django import forms
 from django.contrib.auth import get_user_model
-
 from django.utils.http import urlencode
 
 from ..models import Delivery, EmailSubscription, NotificationEvent, WebhookEndpoint
@@ -74,17 +73,9 @@ class DeliveryFilterForm(forms.Form):
         kwargs.setdefault("auto_id", "%s")
         super().__init__(data if data is not None else {}, **kwargs)  # always bound: no filter is a valid filter
 
-    def deliveries(self):
-        """The deliveries these valid filters select, newest first."""
-        data = self.cleaned_data
-        deliveries = Delivery.objects.order_by("-id")
-        if data["endpoint"]:
-            deliveries = deliveries.filter(endpoint=data["endpoint"])
-        if data["status"]:
-            deliveries = deliveries.filter(status=data["status"])
-        if data["before"]:
-            deliveries = deliveries.filter(pk__lt=data["before"])
-        return deliveries
+    def filters(self) -> dict:
+        """The valid filters, as notify.deliveries_logged takes them (call after is_valid())."""
+        return {name: self.cleaned_data[name] or None for name in ("endpoint", "status", "before")}
 
     def query(self, *, before: int) -> str:
         """The query string of these filters at the page of deliveries older than `before`."""

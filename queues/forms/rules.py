@@ -118,8 +118,8 @@ class RuleForm(forms.ModelForm):
     def _check_targets_usable(self, targets: list[str]) -> None:
         """A target whose account cannot receive (banned, disabled…) would leave every decision at "no
         healthy target"; one that is offline now may be back when the rule fires, so it is taken."""
-        devices = self.fields["targets"].devices
-        unusable = [devices.get(t) for t in targets if devices.get(t) and not devices.get(t).is_usable]
+        listed = [self.fields["targets"].devices.get(t) for t in targets]
+        unusable = [device for device in listed if device and not device.is_usable]
         if not unusable or "targets" in self.errors:
             return
         statuses = ", ".join(f"“{d.status}”" for d in unusable)

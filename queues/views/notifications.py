@@ -108,7 +108,7 @@ def delivery_list(request):
     form = DeliveryFilterForm(request.GET)
     rows, older_query = None, ""
     if form.is_valid():
-        rows = list(form.deliveries()[:LOG_PAGE + 1])
+        rows = list(notify.deliveries_logged(**form.filters())[:LOG_PAGE + 1])
         if len(rows) > LOG_PAGE:
             older_query = form.query(before=rows[LOG_PAGE - 1].pk)
         rows = rows[:LOG_PAGE]
